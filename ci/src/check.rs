@@ -1,0 +1,180 @@
+//! The full check of one rendered variant: no leftover tags, `cargo fmt --check`,
+//! `cargo clippy --all-targets -- -D warnings`, `cargo test`, and the printed schema.
+//!
+//! All variants share one `CARGO_TARGET_DIR`, so dependencies build once.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{
+    examples::{Example, repo_root},
+    render::{self, Request},
+    scan,
+};
+
+/// What happened to one variant.
+#[derive(Debug)]
+pub struct VariantReport {
+    pub name: String,
+    pub render_time: Duration,
+    pub build_time: Duration,
+    pub tests_passed: usize,
+    /// The GraphQL schema the rendered binary printed.
+    pub sdl: Option<String>,
+    pub failure: Option<String>,
+}
+
+/// Where variants build: one directory for all, inside this repository's `target/`.
+pub fn shared_target_dir() -> PathBuf {
+    std::env::var_os("CI_VARIANTS_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target").join("variants"), PathBuf::from)
+}
+
+/// Renders `example` into a fresh directory under `work_dir` and checks it.
+pub fn check_variant(example: &Example, work_dir: &Path, target_dir: &Path) -> VariantReport {
+    let mut report = VariantReport {
+        name: example.name.clone(),
+        render_time: Duration::ZERO,
+        build_time: Duration::ZERO,
+        tests_passed: 0,
+        sdl: None,
+        failure: None,
+    };
+    if let Err(error) = run_checks(example, work_dir, target_dir, &mut report) {
+        report.failure = Some(format!("{error:#}"));
+    }
+    report
+}
+
+fn run_checks(
+    example: &Example,
+    work_dir: &Path,
+    target_dir: &Path,
+    report: &mut VariantReport,
+) -> Result<()> {
+    let started = Instant::now();
+    let project = render::render(&Request::example(example, &example.name), work_dir)
+        .context("render failed")?;
+    report.render_time = started.elapsed();
+
+    let leftovers = scan::leftover_tags(&project)?;
+    if !leftovers.is_empty() {
+        let lines: Vec<String> = leftovers.iter().map(ToString::to_string).collect();
+        bail!("leftover template tags:\n{}", lines.join("\n"));
+    }
+
+    let cargo = Cargo::new(&project, target_dir);
+    cargo.run(&["fmt", "--check"])?;
+    let started = Instant::now();
+    cargo.run(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    cargo.run(&["test", "--no-run"])?;
+    report.build_time = started.elapsed();
+    let tests = cargo.run(&["test"])?;
+    report.tests_passed = count_passed(&String::from_utf8_lossy(&tests.stdout));
+    let schema = cargo.run(&["run", "--quiet", "--", "schema"])?;
+    report.sdl = Some(String::from_utf8(schema.stdout).context("schema is not UTF-8")?);
+    Ok(())
+}
+
+/// Sums the `N passed` of every `test result:` line.
+fn count_passed(output: &str) -> usize {
+    output
+        .lines()
+        .filter_map(|line| line.strip_prefix("test result: "))
+        .filter_map(|rest| rest.split(';').next())
+        .filter_map(|ok| ok.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .sum()
+}
+
+struct Cargo<'a> {
+    project: &'a Path,
+    target_dir: &'a Path,
+}
+
+impl<'a> Cargo<'a> {
+    fn new(project: &'a Path, target_dir: &'a Path) -> Self {
+        Self {
+            project,
+            target_dir,
+        }
+    }
+
+    /// Runs `cargo <args>` in the project; on failure the error holds the output's tail.
+    fn run(&self, args: &[&str]) -> Result<Output> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args(args)
+            .current_dir(self.project)
+            .env("CARGO_TARGET_DIR", self.target_dir)
+            .env_remove("RUSTFLAGS")
+            .output()
+            .with_context(|| format!("failed to start cargo {}", args.join(" ")))?;
+        if !output.status.success() {
+            bail!(
+                "cargo {} failed:\n{}{}",
+                args.join(" "),
+                tail(&output.stdout),
+                tail(&output.stderr)
+            );
+        }
+        Ok(output)
+    }
+}
+
+fn tail(bytes: &[u8]) -> String {
+    const LINES: usize = 80;
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(LINES);
+    let mut out = String::new();
+    for line in &lines[start..] {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+/// A fixed-width table of the reports, failures listed below it.
+pub fn table(reports: &[VariantReport]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<14} {:>10} {:>10} {:>8}  result",
+        "variant", "render", "build", "tests"
+    );
+    for report in reports {
+        let _ = writeln!(
+            out,
+            "{:<14} {:>9.2}s {:>9.1}s {:>8}  {}",
+            report.name,
+            report.render_time.as_secs_f64(),
+            report.build_time.as_secs_f64(),
+            report.tests_passed,
+            if report.failure.is_some() { "FAIL" } else { "ok" }
+        );
+    }
+    for report in reports {
+        if let Some(failure) = &report.failure {
+            let _ = writeln!(out, "\n--- {} ---\n{failure}", report.name);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passed_tests_are_summed_over_every_test_binary() {
+        let output = "test result: ok. 3 passed; 0 failed; 0 ignored\n\
+                      running 0 tests\n\
+                      test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured\n";
+        assert_eq!(count_passed(output), 15);
+    }
+}

@@ -1,0 +1,86 @@
+//! The named variants in `examples/`, one values file each.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// The template repository's root (the parent of this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the ci crate lives inside the repository")
+        .to_path_buf()
+}
+
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub name: String,
+    pub values_file: PathBuf,
+}
+
+impl Example {
+    /// The `[values]` table of the example's file.
+    ///
+    /// # Errors
+    /// Fails if the file cannot be read or parsed, or has no `[values]` table.
+    pub fn values(&self) -> Result<toml::Table> {
+        let text = std::fs::read_to_string(&self.values_file)
+            .with_context(|| format!("Failed to read {}", self.values_file.display()))?;
+        let mut document: toml::Table = text
+            .parse()
+            .with_context(|| format!("Failed to parse {}", self.values_file.display()))?;
+        match document.remove("values") {
+            Some(toml::Value::Table(values)) => Ok(values),
+            _ => bail!("{} has no [values] table", self.values_file.display()),
+        }
+    }
+}
+
+/// Every example, sorted by name.
+///
+/// # Errors
+/// Fails if `examples/` cannot be read.
+pub fn all() -> Result<Vec<Example>> {
+    let dir = repo_root().join("examples");
+    let mut examples = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("Failed to read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            let name = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .context("example file names must be UTF-8")?
+                .to_string();
+            examples.push(Example {
+                name,
+                values_file: path,
+            });
+        }
+    }
+    examples.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(examples)
+}
+
+/// The examples called `names`, or all of them when `names` is empty.
+///
+/// # Errors
+/// Fails on an unknown name, listing the known ones.
+pub fn select(names: &[String]) -> Result<Vec<Example>> {
+    let examples = all()?;
+    if names.is_empty() {
+        return Ok(examples);
+    }
+    names
+        .iter()
+        .map(|name| {
+            examples
+                .iter()
+                .find(|example| &example.name == name)
+                .cloned()
+                .with_context(|| {
+                    let known: Vec<_> = examples.iter().map(|e| e.name.as_str()).collect();
+                    format!("No example `{name}`; known: {}", known.join(", "))
+                })
+        })
+        .collect()
+}

@@ -1,0 +1,190 @@
+//! Typed settings.
+//!
+//! Layers, each overriding the one before:
+//! 1. `config/base.toml`, compiled into the binary;
+//! 2. `config/production.toml` when `APP_ENVIRONMENT=production`;
+//! 3. environment variables (also read from `.env`), `APP_<SECTION>__<KEY>`:
+//!    `APP_HTTP__PORT=5001` sets `Settings.http.port`.
+//!
+//! Loading fails with a message naming the offending key, so a bad deployment stops at
+//! start-up instead of misbehaving later.
+
+use std::time::Duration;
+
+use config::{Config, ConfigError, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::storage::StorageUrl;
+
+const BASE: &str = include_str!("../config/base.toml");
+const PRODUCTION: &str = include_str!("../config/production.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub environment: Environment,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub graphql: GraphqlSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// May carry credentials, so it stays secret until the storage layer parses it.
+    pub url: SecretString,
+    pub mongodb_database: String,
+    pub timeout_secs: u64,
+}
+
+impl DatabaseSettings {
+    /// # Errors
+    /// Fails when the URL's scheme names no supported backend.
+    pub fn storage_url(&self) -> Result<StorageUrl, ConfigError> {
+        StorageUrl::parse(self.url.expose_secret())
+            .map_err(|e| ConfigError::Message(format!("database.url: {e}")))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GraphqlSettings {
+    pub max_body_bytes: usize,
+    pub max_depth: usize,
+    pub max_fields: usize,
+    pub max_aliases: usize,
+    pub max_batch: usize,
+    pub introspection: bool,
+    pub graphiql: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Where the service runs; picks the settings layer applied over `base.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+
+    fn overrides(self) -> Option<&'static str> {
+        match self {
+            Self::Development => None,
+            Self::Production => Some(PRODUCTION),
+        }
+    }
+}
+
+impl TryFrom<String> for Environment {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.to_lowercase().as_str() {
+            "development" => Ok(Self::Development),
+            "production" => Ok(Self::Production),
+            other => Err(format!(
+                "`{other}` is not a supported environment: use `development` or `production`"
+            )),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `.env` if present, then the layers described in the module docs.
+    ///
+    /// # Errors
+    /// Fails on an unknown environment, a missing key, a value of the wrong type or an
+    /// unsupported database URL; the message names the key.
+    pub fn load() -> Result<Self, ConfigError> {
+        // A missing `.env` is normal (containers, CI); a malformed one is not.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::Message(format!(".env: {e}"))),
+        }
+        let environment = match std::env::var("APP_ENVIRONMENT") {
+            Ok(value) => Environment::try_from(value)
+                .map_err(|e| ConfigError::Message(format!("APP_ENVIRONMENT: {e}")))?,
+            Err(_) => Environment::Development,
+        };
+        Self::build(environment)
+    }
+
+    fn build(environment: Environment) -> Result<Self, ConfigError> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(BASE, FileFormat::Toml))
+            .set_override("environment", environment.as_str())?;
+        if let Some(overrides) = environment.overrides() {
+            builder = builder.add_source(File::from_str(overrides, FileFormat::Toml));
+        }
+        let settings: Self = builder
+            .add_source(
+                config::Environment::with_prefix("APP")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.database.storage_url()?;
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_settings_load_for_every_environment() {
+        for environment in [Environment::Development, Environment::Production] {
+            let settings = Settings::build(environment).expect("settings load");
+            assert_eq!(settings.environment, environment);
+        }
+    }
+
+    #[test]
+    fn production_turns_developer_tooling_off() {
+        let settings = Settings::build(Environment::Production).expect("settings load");
+        assert!(!settings.graphql.introspection);
+        assert!(!settings.graphql.graphiql);
+        assert_eq!(settings.telemetry.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_environment_is_refused_with_the_accepted_values() {
+        let error = Environment::try_from("staging".to_string()).unwrap_err();
+        assert!(error.contains("`development` or `production`"), "{error}");
+    }
+}

@@ -1,0 +1,194 @@
+//! The one place where failures become HTTP statuses and GraphQL error codes.
+//!
+//! Clients see a short public message and a stable `extensions.code`; the cause chain of
+//! an internal error goes to the log only.
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use juniper::{FieldError, GraphQLError, IntoFieldError, ScalarValue, graphql_value};
+use serde_json::{Value, json};
+
+/// Stable, machine-readable error codes, sent as `extensions.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    BadUserInput,
+    GraphqlParseFailed,
+    GraphqlValidationFailed,
+    QueryTooComplex,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    MethodNotAllowed,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "BAD_REQUEST",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The HTTP request is not a usable GraphQL request (malformed JSON, no query).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A resolver argument failed validation; the message says which and why.
+    #[error("{0}")]
+    BadUserInput(String),
+    #[error("{0}")]
+    QueryTooComplex(String),
+    #[error("the request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("send GraphQL requests as application/json")]
+    UnsupportedMediaType,
+    #[error("GraphQL operations are sent with POST")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::BadUserInput(_) => ErrorCode::BadUserInput,
+            Self::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// What a client may read: never the cause of an internal error.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Internal(_) => "Internal server error".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    fn log(&self) {
+        if let Self::Internal(error) = self {
+            tracing::error!(error.cause_chain = ?error, error.message = %error, "Request failed");
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::BadUserInput(_) | Self::QueryTooComplex(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Every error body has the GraphQL shape, so clients parse one format.
+    fn error_response(&self) -> HttpResponse {
+        self.log();
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::MethodNotAllowed) {
+            response.insert_header(("Allow", "POST"));
+        }
+        response.json(json!({
+            "errors": [{
+                "message": self.public_message(),
+                "extensions": { "code": self.code().as_str() },
+            }]
+        }))
+    }
+}
+
+impl<S: ScalarValue> IntoFieldError<S> for AppError {
+    fn into_field_error(self) -> FieldError<S> {
+        self.log();
+        FieldError::new(
+            self.public_message(),
+            graphql_value!({ "code": (self.code().as_str()) }),
+        )
+    }
+}
+
+/// Code for a document juniper refused before running it.
+pub fn graphql_error_code(error: &GraphQLError) -> ErrorCode {
+    use juniper::parser::ParseError;
+    match error {
+        GraphQLError::ParseError(parse) => match parse.item {
+            ParseError::DepthLimitExceeded(_)
+            | ParseError::TokenLimitExceeded(_)
+            | ParseError::FieldLimitExceeded(_) => ErrorCode::QueryTooComplex,
+            _ => ErrorCode::GraphqlParseFailed,
+        },
+        GraphQLError::ValidationError(_) => ErrorCode::GraphqlValidationFailed,
+        _ => ErrorCode::BadRequest,
+    }
+}
+
+/// juniper's own error list (messages and locations) with `extensions.code` added.
+pub fn graphql_error_body(error: &GraphQLError) -> Value {
+    let code = graphql_error_code(error).as_str();
+    let mut errors = serde_json::to_value(error).unwrap_or_else(|_| json!([]));
+    if let Some(list) = errors.as_array_mut() {
+        for entry in list.iter_mut().filter_map(Value::as_object_mut) {
+            entry.insert("extensions".into(), json!({ "code": code }));
+        }
+    }
+    json!({ "errors": errors })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body_of(error: &AppError) -> Value {
+        let bytes = error
+            .error_response()
+            .into_body()
+            .try_into_bytes()
+            .expect("a JSON body");
+        serde_json::from_slice(&bytes).expect("valid JSON")
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let error = AppError::Internal(anyhow::anyhow!("password=hunter2 leaked"));
+        let body = body_of(&error);
+        assert_eq!(body["errors"][0]["message"], "Internal server error");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL");
+        assert_eq!(error.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn field_errors_carry_the_stable_code() {
+        let error: FieldError =
+            AppError::BadUserInput("email is invalid".into()).into_field_error();
+        assert_eq!(error.message(), "email is invalid");
+        assert_eq!(
+            error.extensions(),
+            &graphql_value!({ "code": "BAD_USER_INPUT" })
+        );
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_method() {
+        let response = AppError::MethodNotAllowed.error_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers().get("Allow").unwrap(), "POST");
+    }
+}

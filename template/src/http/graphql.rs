@@ -1,0 +1,140 @@
+//! `/graphql`: operations over POST only, GraphiQL over GET when enabled.
+//!
+//! The handler reads the body itself so that every refusal (size, media type, JSON,
+//! limits) answers in the GraphQL error shape with a stable code.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+use juniper::http::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
+use serde::Serialize;
+
+use crate::{
+    config::GraphqlSettings,
+    error::{AppError, graphql_error_body},
+    graphql::{Context, Schema, limits::RequestLimits, schema},
+    state::AppState,
+};
+
+/// The schema and the request rules, built once at start-up.
+pub struct GraphqlEndpoint {
+    schema: Schema,
+    limits: RequestLimits,
+    max_body_bytes: usize,
+    graphiql: bool,
+}
+
+impl GraphqlEndpoint {
+    pub fn new(settings: &GraphqlSettings) -> Self {
+        Self {
+            schema: schema::build(settings),
+            limits: RequestLimits::from(settings),
+            max_body_bytes: settings.max_body_bytes,
+            graphiql: settings.graphiql,
+        }
+    }
+}
+
+/// One operation's answer: juniper's response, or the reason it never ran.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Outcome {
+    Executed(GraphQLResponse),
+    Refused(serde_json::Value),
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Single(Outcome),
+    Batch(Vec<Outcome>),
+}
+
+#[tracing::instrument(name = "GraphQL request", skip_all)]
+pub async fn post(
+    request: HttpRequest,
+    payload: web::Payload,
+    endpoint: web::Data<GraphqlEndpoint>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    ensure_json(&request)?;
+    let limit = endpoint.max_body_bytes;
+    let body = payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge { limit })?
+        .map_err(|e| AppError::BadRequest(format!("could not read the request body: {e}")))?;
+    let operations: GraphQLBatchRequest = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("malformed GraphQL request: {e}")))?;
+    endpoint.limits.check(&operations)?;
+
+    let context = Context::new(state.get_ref().clone());
+    let (answer, all_executed) = match operations {
+        GraphQLBatchRequest::Single(operation) => {
+            let outcome = execute(&endpoint.schema, &context, operation).await;
+            let executed = matches!(outcome, Outcome::Executed(_));
+            (Answer::Single(outcome), executed)
+        }
+        GraphQLBatchRequest::Batch(operations) => {
+            let mut outcomes = Vec::with_capacity(operations.len());
+            for operation in operations {
+                outcomes.push(execute(&endpoint.schema, &context, operation).await);
+            }
+            let executed = outcomes.iter().all(|o| matches!(o, Outcome::Executed(_)));
+            (Answer::Batch(outcomes), executed)
+        }
+    };
+    // As in GraphQL over HTTP: 400 when a document could not run at all; errors raised
+    // while running are part of a 200 answer next to the data.
+    let status = if all_executed {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok(HttpResponse::build(status).json(answer))
+}
+
+async fn execute(schema: &Schema, context: &Context, operation: GraphQLRequest) -> Outcome {
+    match operation.execute(schema, context).await.into_result() {
+        Ok(result) => Outcome::Executed(GraphQLResponse::from_result(Ok(result))),
+        Err(error) => Outcome::Refused(graphql_error_body(&error)),
+    }
+}
+
+fn ensure_json(request: &HttpRequest) -> Result<(), AppError> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(AppError::UnsupportedMediaType)
+    }
+}
+
+/// GraphiQL for developers. Operations never run over GET: a GET carrying a query
+/// could be triggered cross-site by a link or an image tag.
+pub async fn get(
+    request: HttpRequest,
+    endpoint: web::Data<GraphqlEndpoint>,
+) -> Result<HttpResponse, AppError> {
+    let carries_operation = request
+        .query_string()
+        .split('&')
+        .any(|pair| pair == "query" || pair.starts_with("query="));
+    if carries_operation || !endpoint.graphiql {
+        return Err(AppError::MethodNotAllowed);
+    }
+    juniper_actix::graphiql_handler("/graphql", None)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("failed to render GraphiQL: {e}")))
+}
+
+pub async fn other_method() -> Result<HttpResponse, AppError> {
+    Err(AppError::MethodNotAllowed)
+}

@@ -1,0 +1,21 @@
+//! Liveness and readiness probes for orchestrators and load balancers.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::{health, state::AppState};
+
+/// The process is up and serving HTTP; says nothing about dependencies.
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// 200 when every dependency answers, 503 otherwise, with a per-dependency report.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let report = health::readiness(&state).await;
+    if report.ready {
+        HttpResponse::Ok().json(report)
+    } else {
+        HttpResponse::ServiceUnavailable().json(report)
+    }
+}

@@ -1,0 +1,19 @@
+//! HTTP routes: health probes and the GraphQL endpoint.
+
+mod graphql;
+mod health;
+
+use actix_web::web;
+
+pub use graphql::GraphqlEndpoint;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(health::live))
+        .route("/health/ready", web::get().to(health::ready))
+        .service(
+            web::resource("/graphql")
+                .route(web::post().to(graphql::post))
+                .route(web::get().to(graphql::get))
+                .default_service(web::to(graphql::other_method)),
+        );
+}

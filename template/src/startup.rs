@@ -1,0 +1,67 @@
+//! Builds the application (storage, listener, HTTP server) and runs it.
+//!
+//! `main` and the tests use the same `Application::build`, so the tests exercise exactly
+//! what ships; they bind port 0 and read the real port back.
+
+use std::net::TcpListener;
+
+use actix_web::{App, HttpServer, dev::Server, web};
+use anyhow::Context as _;
+use tracing_actix_web::TracingLogger;
+
+use crate::{config::Settings, http, state::AppState, storage::Storage};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to storage and binds the listener; nothing is served until
+    /// [`Application::run_until_stopped`].
+    ///
+    /// # Errors
+    /// Fails if the database is unreachable or the address cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let storage = Storage::connect(&settings.database)
+            .await
+            .context("Failed to connect to the database")?;
+        let address = (settings.http.host.as_str(), settings.http.port);
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("Failed to bind {}:{}", address.0, address.1))?;
+        let port = listener.local_addr()?.port();
+        let state = AppState::new(storage, &settings);
+        let server = serve(listener, state, &settings).context("Failed to start the server")?;
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or Ctrl-C; in-flight requests then get
+    /// `http.shutdown_timeout_secs` to finish.
+    ///
+    /// # Errors
+    /// Fails if the server stops on an I/O error.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let endpoint = web::Data::new(http::GraphqlEndpoint::new(&settings.graphql));
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .app_data(endpoint.clone())
+            .configure(http::configure)
+    })
+    .shutdown_timeout(settings.http.shutdown_timeout_secs);
+    if settings.http.workers > 0 {
+        server = server.workers(settings.http.workers);
+    }
+    Ok(server.listen(listener)?.run())
+}

@@ -1,0 +1,154 @@
+//! `spawn_app()` boots the real application on a random port with an in-memory store;
+//! `for_each_backend` runs a storage contract test against every available backend.
+
+use std::sync::LazyLock;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use {{crate_name}}::{
+    config::{DatabaseSettings, LogFormat, Settings, TelemetrySettings},
+    startup::Application,
+    storage::Storage,
+    telemetry::{get_subscriber, init_subscriber},
+};
+
+/// Logs stay quiet unless `TEST_LOG` is set.
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    let settings = TelemetrySettings {
+        filter: "info".into(),
+        format: LogFormat::Pretty,
+    };
+    let subscriber = if std::env::var_os("TEST_LOG").is_some() {
+        get_subscriber(&settings, std::io::stdout)
+    } else {
+        get_subscriber(&settings, std::io::sink)
+    };
+    init_subscriber(subscriber).expect("Failed to install the test subscriber");
+});
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn post_graphql(&self, query: &str) -> reqwest::Response {
+        self.post_json(&json!({ "query": query })).await
+    }
+
+    pub async fn post_json(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/graphql", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("Failed to send the request")
+    }
+
+    pub async fn post_raw(&self, content_type: &str, body: impl Into<String>) -> reqwest::Response {
+        self.client
+            .post(format!("{}/graphql", self.address))
+            .header("Content-Type", content_type)
+            .body(body.into())
+            .send()
+            .await
+            .expect("Failed to send the request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("Failed to send the request")
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with a chance to adjust the settings first.
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    LazyLock::force(&TRACING);
+    let mut settings = Settings::load().expect("Failed to load the settings");
+    // Randomise and pin what the tests depend on, whatever `.env` says.
+    settings.http.host = "127.0.0.1".into();
+    settings.http.port = 0;
+    settings.http.workers = 1;
+    settings.database.url = SecretString::from("embedded://memory");
+    settings.graphql.introspection = true;
+    settings.graphql.graphiql = true;
+    customise(&mut settings);
+
+    let application = Application::build(settings)
+        .await
+        .expect("Failed to build the application");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// The first GraphQL error's `extensions.code`.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+/// A backend under test: the in-memory store always, MongoDB when `MONGODB_URI` is set
+/// (each run gets a fresh database, dropped afterwards).
+pub struct TestBackend {
+    pub settings: DatabaseSettings,
+    pub storage: Storage,
+}
+
+impl TestBackend {
+    async fn all() -> Vec<Self> {
+        let mut settings = vec![database_settings("embedded://memory", "unused")];
+        if let Ok(uri) = std::env::var("MONGODB_URI") {
+            let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+            settings.push(database_settings(&uri, &name));
+        }
+        let mut backends = Vec::new();
+        for settings in settings {
+            let storage = Storage::connect(&settings)
+                .await
+                .expect("Failed to connect to a test backend");
+            backends.push(Self { settings, storage });
+        }
+        backends
+    }
+
+    async fn clean_up(self) {
+        if let Storage::Mongo(_) = self.storage {
+            let client = mongodb::Client::with_uri_str(self.settings.url.expose_secret())
+                .await
+                .expect("Failed to reach MongoDB for clean-up");
+            client
+                .database(&self.settings.mongodb_database)
+                .drop()
+                .await
+                .expect("Failed to drop the test database");
+        }
+    }
+}
+
+pub fn database_settings(url: &str, mongodb_database: &str) -> DatabaseSettings {
+    DatabaseSettings {
+        url: SecretString::from(url),
+        mongodb_database: mongodb_database.into(),
+        timeout_secs: 5,
+    }
+}
+
+/// Runs `test` once per available backend, cleaning each one up afterwards.
+pub async fn for_each_backend(test: impl AsyncFn(&TestBackend)) {
+    for backend in TestBackend::all().await {
+        test(&backend).await;
+        backend.clean_up().await;
+    }
+}
