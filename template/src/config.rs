@@ -27,6 +27,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub graphql: GraphqlSettings,
     pub telemetry: TelemetrySettings,
+{%- if auth %}
+    pub redis: crate::redis::RedisSettings,
+    pub auth: crate::auth::AuthSettings,
+{%- endif %}
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +184,9 @@ mod tests {
         assert!(!settings.graphql.introspection);
         assert!(!settings.graphql.graphiql);
         assert_eq!(settings.telemetry.format, LogFormat::Json);
+{%- if auth %}
+        assert!(settings.auth.secure_cookie);
+{%- endif %}
     }
 
     #[test]

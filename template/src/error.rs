@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 pub enum ErrorCode {
     BadRequest,
     BadUserInput,
+    Unauthenticated,
+    Forbidden,
+    RateLimited,
+    ServiceUnavailable,
     GraphqlParseFailed,
     GraphqlValidationFailed,
     QueryTooComplex,
@@ -26,6 +30,10 @@ impl ErrorCode {
         match self {
             Self::BadRequest => "BAD_REQUEST",
             Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
@@ -45,6 +53,13 @@ pub enum AppError {
     /// A resolver argument failed validation; the message says which and why.
     #[error("{0}")]
     BadUserInput(String),
+    /// No valid session, or wrong credentials; the message never says which part failed.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("you are not allowed to do this")]
+    Forbidden,
+    #[error("too many attempts: retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     QueryTooComplex(String),
     #[error("the request body exceeds {limit} bytes")]
@@ -53,8 +68,17 @@ pub enum AppError {
     UnsupportedMediaType,
     #[error("GraphQL operations are sent with POST")]
     MethodNotAllowed,
+    /// A dependency (Redis, SMTP) is down; retrying later can succeed.
+    #[error("a service this request needs is unavailable, retry later")]
+    Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::storage::StorageError> for AppError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        Self::Internal(anyhow::Error::new(error).context("Storage failed"))
+    }
 }
 
 impl AppError {
@@ -62,10 +86,14 @@ impl AppError {
         match self {
             Self::BadRequest(_) => ErrorCode::BadRequest,
             Self::BadUserInput(_) => ErrorCode::BadUserInput,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -79,8 +107,26 @@ impl AppError {
     }
 
     fn log(&self) {
-        if let Self::Internal(error) = self {
-            tracing::error!(error.cause_chain = ?error, error.message = %error, "Request failed");
+        match self {
+            Self::Internal(error) => {
+                tracing::error!(error.cause_chain = ?error, error.message = %error, "Request failed");
+            }
+            Self::Unavailable(error) => {
+                tracing::warn!(error.cause_chain = ?error, error.message = %error, "Dependency unavailable");
+            }
+            _ => {}
+        }
+    }
+
+    /// `extensions` of the GraphQL error: the code, plus a retry hint when limited.
+    fn extensions<S: ScalarValue>(&self) -> juniper::Value<S> {
+        let code = self.code().as_str();
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                let retry_after = i32::try_from(*retry_after_secs).unwrap_or(i32::MAX);
+                graphql_value!({ "code": code, "retryAfter": retry_after })
+            }
+            _ => graphql_value!({ "code": code }),
         }
     }
 }
@@ -91,6 +137,10 @@ impl ResponseError for AppError {
             Self::BadRequest(_) | Self::BadUserInput(_) | Self::QueryTooComplex(_) => {
                 StatusCode::BAD_REQUEST
             }
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -102,13 +152,20 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         self.log();
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Self::MethodNotAllowed) {
-            response.insert_header(("Allow", "POST"));
+        match self {
+            Self::MethodNotAllowed => {
+                response.insert_header(("Allow", "POST"));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                response.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            _ => {}
         }
+        let extensions: juniper::Value = self.extensions();
         response.json(json!({
             "errors": [{
                 "message": self.public_message(),
-                "extensions": { "code": self.code().as_str() },
+                "extensions": extensions,
             }]
         }))
     }
@@ -117,10 +174,7 @@ impl ResponseError for AppError {
 impl<S: ScalarValue> IntoFieldError<S> for AppError {
     fn into_field_error(self) -> FieldError<S> {
         self.log();
-        FieldError::new(
-            self.public_message(),
-            graphql_value!({ "code": (self.code().as_str()) }),
-        )
+        FieldError::new(self.public_message(), self.extensions())
     }
 }
 
@@ -182,6 +236,21 @@ mod tests {
         assert_eq!(
             error.extensions(),
             &graphql_value!({ "code": "BAD_USER_INPUT" })
+        );
+    }
+
+    #[test]
+    fn rate_limited_errors_say_when_to_retry() {
+        let error = AppError::RateLimited {
+            retry_after_secs: 42,
+        };
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get("Retry-After").unwrap(), "42");
+        let field: FieldError = error.into_field_error();
+        assert_eq!(
+            field.extensions(),
+            &graphql_value!({ "code": "RATE_LIMITED", "retryAfter": 42 })
         );
     }
 

@@ -1,6 +1,8 @@
 //! Readiness of the service's dependencies, shared by `/health/ready` and the GraphQL
 //! `health` field.
 
+use std::{fmt::Display, future::Future, time::Duration};
+
 use juniper::GraphQLObject;
 use serde::Serialize;
 
@@ -22,19 +24,37 @@ pub struct HealthCheck {
 /// Checks each dependency once; failures are logged here and reported as `ok: false`.
 #[tracing::instrument(name = "Checking readiness", skip_all)]
 pub async fn readiness(state: &AppState) -> HealthReport {
-    let database = match state.storage.ping(state.health_timeout).await {
-        Ok(()) => true,
-        Err(error) => {
-            tracing::warn!(error = %error, backend = state.storage.backend(), "Database is not ready");
-            false
-        }
-    };
-    let checks = vec![HealthCheck {
-        name: "database".to_string(),
-        ok: database,
-    }];
+    let timeout = state.health_timeout;
+    let checks = vec![
+        check("database", timeout, state.storage.ping(timeout)).await,
+{%- if auth %}
+        check("redis", timeout, state.redis.ping()).await,
+{%- endif %}
+    ];
     HealthReport {
         ready: checks.iter().all(|check| check.ok),
         checks,
+    }
+}
+
+async fn check<E: Display>(
+    name: &str,
+    timeout: Duration,
+    probe: impl Future<Output = Result<(), E>>,
+) -> HealthCheck {
+    let ok = match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(dependency = name, error = %error, "Dependency is not ready");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(dependency = name, ?timeout, "Dependency did not answer in time");
+            false
+        }
+    };
+    HealthCheck {
+        name: name.to_string(),
+        ok,
     }
 }

@@ -1,11 +1,14 @@
 //! {{project-name}}: an actix-web + juniper GraphQL service.
 
-pub mod config;
-pub mod error;
+{% if auth %}pub mod auth;
+{% endif %}pub mod config;
+{% if auth %}pub mod domain;
+{% endif %}pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod http;
-pub mod startup;
+{% if auth %}pub mod redis;
+{% endif %}pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod telemetry;

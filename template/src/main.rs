@@ -21,6 +21,16 @@ enum Command {
     Serve,
     /// Print the GraphQL schema in SDL.
     Schema,
+{%- if auth %}
+    /// Make an account an admin, creating it if it does not exist.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        /// Read the password of a new account from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+{%- endif %}
 }
 
 #[tokio::main]
@@ -31,6 +41,12 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", schema::sdl());
             Ok(())
         }
+{%- if auth %}
+        Command::CreateAdmin {
+            email,
+            password_stdin,
+        } => {{crate_name}}::auth::admin::run(&email, password_stdin).await,
+{%- endif %}
     }
 }
 

@@ -9,34 +9,41 @@ use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
-use crate::{config::Settings, http, state::AppState, storage::Storage};
+use crate::{config::Settings, http, state::AppState};
 
 pub struct Application {
     port: u16,
+    state: AppState,
     server: Server,
 }
 
 impl Application {
-    /// Connects to storage and binds the listener; nothing is served until
+    /// Connects to every dependency and binds the listener; nothing is served until
     /// [`Application::run_until_stopped`].
     ///
     /// # Errors
-    /// Fails if the database is unreachable or the address cannot be bound.
+    /// Fails if a dependency is unreachable or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let storage = Storage::connect(&settings.database)
-            .await
-            .context("Failed to connect to the database")?;
+        let state = AppState::connect(&settings).await?;
         let address = (settings.http.host.as_str(), settings.http.port);
         let listener = TcpListener::bind(address)
             .with_context(|| format!("Failed to bind {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
-        let state = AppState::new(storage, &settings);
-        let server = serve(listener, state, &settings).context("Failed to start the server")?;
-        Ok(Self { port, server })
+        let server = serve(listener, state.clone(), &settings).context("Failed to start the server")?;
+        Ok(Self {
+            port,
+            state,
+            server,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The connections the server uses, for tests and maintenance tasks.
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// Serves until SIGTERM or Ctrl-C; in-flight requests then get

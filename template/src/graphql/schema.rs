@@ -1,9 +1,21 @@
 //! Schema roots. Each module adds its fields here with one delegating resolver per field,
 //! so the public API is readable in one file.
 
-use juniper::{EmptyMutation, EmptySubscription, RootNode, graphql_object};
+use juniper::{EmptySubscription, RootNode, graphql_object};
+{%- if auth %}
+use juniper::ID;
+{%- else %}
+use juniper::EmptyMutation;
+{%- endif %}
 
 use super::Context;
+{%- if auth %}
+use crate::{
+    auth::resolvers::{self as auth, LoginPayload, RegisterPayload, UserPage},
+    error::AppError,
+    storage::users::User,
+};
+{%- endif %}
 use crate::{
     config::GraphqlSettings,
     health::{self, HealthReport},
@@ -23,13 +35,81 @@ impl Query {
     async fn health(context: &Context) -> HealthReport {
         health::readiness(&context.state).await
     }
+{%- if auth %}
+
+    /// The signed-in user.
+    async fn me(context: &Context) -> Result<User, AppError> {
+        auth::me(context).await
+    }
+
+    /// All users, oldest first, a page at a time. Admins only.
+    async fn users(
+        context: &Context,
+        #[graphql(default = 20)] first: i32,
+        after: Option<ID>,
+    ) -> Result<UserPage, AppError> {
+        auth::users(context, first, after).await
+    }
+{%- endif %}
 }
+{%- if auth %}
+
+pub struct Mutation;
+
+#[graphql_object]
+#[graphql(context = Context)]
+impl Mutation {
+    /// Creates an account. The answer is the same whether or not the email is taken.
+    async fn register(
+        context: &Context,
+        email: String,
+        password: String,
+    ) -> Result<RegisterPayload, AppError> {
+        auth::register(context, email, password).await
+    }
+
+    /// Starts a session: sets the session cookie and returns the token for API clients.
+    async fn login(
+        context: &Context,
+        email: String,
+        password: String,
+    ) -> Result<LoginPayload, AppError> {
+        auth::login(context, email, password).await
+    }
+
+    /// Ends this session.
+    async fn logout(context: &Context) -> Result<bool, AppError> {
+        auth::logout(context).await
+    }
+
+    /// Ends every session of the signed-in user, on every device.
+    async fn logout_everywhere(context: &Context) -> Result<bool, AppError> {
+        auth::logout_everywhere(context).await
+    }
+
+    /// Changes the password and ends every other session.
+    async fn change_password(
+        context: &Context,
+        current_password: String,
+        new_password: String,
+    ) -> Result<bool, AppError> {
+        auth::change_password(context, current_password, new_password).await
+    }
+}
+
+pub type Schema = RootNode<Query, Mutation, EmptySubscription<Context>>;
+
+fn roots() -> Schema {
+    Schema::new(Query, Mutation, EmptySubscription::new())
+}
+{%- else %}
 
 pub type Schema = RootNode<Query, EmptyMutation<Context>, EmptySubscription<Context>>;
 
 fn roots() -> Schema {
     Schema::new(Query, EmptyMutation::new(), EmptySubscription::new())
 }
+{%- endif %}
 
 /// The schema with the configured depth and field limits, which juniper enforces while
 /// parsing, before validation or execution.

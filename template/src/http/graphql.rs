@@ -11,6 +11,9 @@ use actix_web::{
 use juniper::http::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
 use serde::Serialize;
 
+{%- if auth %}
+use crate::auth::RequestAuth;
+{%- endif %}
 use crate::{
     config::GraphqlSettings,
     error::{AppError, graphql_error_body},
@@ -71,6 +74,12 @@ pub async fn post(
     endpoint.limits.check(&operations)?;
 
     let context = Context::new(state.get_ref().clone());
+{%- if auth %}
+    let context = Context {
+        auth: RequestAuth::from_request(&request, &state.auth).await?,
+        ..context
+    };
+{%- endif %}
     let (answer, all_executed) = match operations {
         GraphQLBatchRequest::Single(operation) => {
             let outcome = execute(&endpoint.schema, &context, operation).await;
@@ -93,7 +102,11 @@ pub async fn post(
     } else {
         StatusCode::BAD_REQUEST
     };
-    Ok(HttpResponse::build(status).json(answer))
+    let mut response = HttpResponse::build(status);
+{%- if auth %}
+    context.auth.write_cookie(&mut response, &state.auth.cookie);
+{%- endif %}
+    Ok(response.json(answer))
 }
 
 async fn execute(schema: &Schema, context: &Context, operation: GraphQLRequest) -> Outcome {

@@ -49,9 +49,30 @@ impl EmbeddedStore {
     /// Fails if a read transaction cannot be started.
     pub async fn ping(&self) -> Result<(), StorageError> {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || db.begin_read().map(drop))
+        self.blocking(move || {
+            db.begin_read().map_err(redb::Error::from)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The database, for repositories implemented on this store.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Runs a redb call on the blocking pool, keeping the caller's tracing span.
+    ///
+    /// # Errors
+    /// Whatever `work` returns, or an error if the blocking task panicked.
+    pub async fn blocking<T, F>(&self, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+    {
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(work))
             .await
             .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
-            .map_err(|e| StorageError::Embedded(e.into()))
     }
 }

@@ -7,7 +7,8 @@
 
 mod embedded;
 mod mongo;
-
+{% if auth %}pub mod users;
+{% endif %}
 use std::path::PathBuf;
 
 use secrecy::SecretString;
@@ -54,6 +55,19 @@ pub enum StorageError {
     Embedded(#[from] redb::Error),
     #[error("failed to prepare the embedded store's directory")]
     Io(#[from] std::io::Error),
+    /// A unique key (such as a user's email) is already taken.
+    #[error("the record already exists")]
+    Conflict,
+    #[error("no such record")]
+    NotFound,
+    #[error("a stored record could not be decoded: {0}")]
+    Corrupt(String),
+}
+
+impl StorageError {
+    pub fn corrupt(error: impl std::fmt::Display) -> Self {
+        Self::Corrupt(error.to_string())
+    }
 }
 
 /// A connected backend. Cloning is cheap: both adapters share their connection.
@@ -79,6 +93,9 @@ impl Storage {
             StorageUrl::EmbeddedFile(path) => Self::Embedded(EmbeddedStore::open(&path).await?),
         };
         storage.ping(settings.timeout()).await?;
+{%- if auth %}
+        users::bootstrap(&storage).await?;
+{%- endif %}
         Ok(storage)
     }
 

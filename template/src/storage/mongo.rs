@@ -34,6 +34,11 @@ impl MongoStore {
         })
     }
 
+    /// The database, for repositories implemented on this store.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
     /// # Errors
     /// Fails when no server is selectable within the timeout.
     pub async fn ping(&self) -> Result<(), StorageError> {

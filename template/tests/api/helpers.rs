@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use {{crate_name}}::{
     config::{DatabaseSettings, LogFormat, Settings, TelemetrySettings},
     startup::Application,
+{%- if auth %}
+    state::AppState,
+{%- endif %}
     storage::Storage,
     telemetry::{get_subscriber, init_subscriber},
 };
@@ -29,6 +32,10 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+{%- if auth %}
+    /// The app's connections, to arrange state the API cannot (e.g. an admin).
+    pub state: AppState,
+{%- endif %}
 }
 
 impl TestApp {
@@ -79,16 +86,29 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database.url = SecretString::from("embedded://memory");
     settings.graphql.introspection = true;
     settings.graphql.graphiql = true;
+{%- if auth %}
+    settings.redis.url = SecretString::from(crate::redis_server::url());
+    // A key prefix per app keeps tests sharing one Redis apart.
+    settings.redis.key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    // The minimum cost: tests check behaviour, not hashing strength.
+    settings.auth.bcrypt_cost = 4;
+{%- endif %}
     customise(&mut settings);
 
     let application = Application::build(settings)
         .await
         .expect("Failed to build the application");
     let address = format!("http://127.0.0.1:{}", application.port());
+{%- if auth %}
+    let state = application.state().clone();
+{%- endif %}
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
+{%- if auth %}
+        state,
+{%- endif %}
     }
 }
 

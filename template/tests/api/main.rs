@@ -1,6 +1,11 @@
 //! Integration tests: one binary, one file per feature area.
 
-mod graphql;
+{% if auth %}mod auth;
+{% endif %}mod graphql;
 mod health;
 mod helpers;
-mod storage;
+{% if auth %}mod redis_server;
+{% endif %}mod storage;
+{%- if auth %}
+mod users_storage;
+{%- endif %}

@@ -1,0 +1,77 @@
+//! `create-admin`: makes an account an administrator, creating it if needed.
+
+use anyhow::{Context as _, bail};
+use secrecy::SecretString;
+
+use super::password::PasswordHasher;
+use crate::{
+    config::Settings,
+    domain::{Email, Password, Role},
+    storage::{
+        Storage,
+        users::{User, UserRepository},
+    },
+};
+
+/// The `create-admin` command: loads the settings, reads a password from stdin if asked,
+/// and reports what it did.
+///
+/// # Errors
+/// Fails on bad settings, unreadable stdin, or any error of [`create_admin`].
+pub async fn run(email: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let settings = Settings::load().context("Failed to load the configuration")?;
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("Failed to read the password from stdin")?;
+        Some(SecretString::from(line.trim_end_matches(['\r', '\n'])))
+    } else {
+        None
+    };
+    println!("{}", create_admin(&settings, email, password).await?);
+    Ok(())
+}
+
+/// Promotes `email` to admin; a new account needs `password`. Returns what was done.
+///
+/// # Errors
+/// Fails on an invalid email or password, a new account without a password, or storage
+/// errors.
+pub async fn create_admin(
+    settings: &Settings,
+    email: &str,
+    password: Option<SecretString>,
+) -> anyhow::Result<String> {
+    let storage = Storage::connect(&settings.database)
+        .await
+        .context("Failed to connect to the database")?;
+    let hasher = PasswordHasher::new(settings.auth.bcrypt_cost);
+    promote_or_create(&storage, &hasher, email, password).await
+}
+
+/// The work of [`create_admin`] on an open storage.
+///
+/// # Errors
+/// As [`create_admin`].
+pub async fn promote_or_create(
+    storage: &Storage,
+    hasher: &PasswordHasher,
+    email: &str,
+    password: Option<SecretString>,
+) -> anyhow::Result<String> {
+    let email = Email::parse(email)?;
+    if let Some(user) = storage.find_by_email(&email).await? {
+        storage.set_role(user.id, Role::Admin).await?;
+        return Ok(format!("{email} is now an admin"));
+    }
+    let Some(password) = password else {
+        bail!("{email} has no account yet: pass its password with --password-stdin");
+    };
+    let password = Password::parse(password)?;
+    let hash = hasher.hash(&password).await?;
+    let mut user = User::new(email.clone(), hash);
+    user.role = Role::Admin;
+    storage.insert(&user).await?;
+    Ok(format!("created admin {email}"))
+}

@@ -1,0 +1,88 @@
+//! The session cookie, and where a request's session token comes from.
+//!
+//! Browsers get an `HttpOnly`, `SameSite=Lax`, `Path=/` cookie, `Secure` and named with
+//! the `__Host-` prefix in production (OWASP ASVS 5.0 V3.3). API clients may send the
+//! token as `Authorization: Bearer <token>` instead.
+
+use std::time::Duration;
+
+use actix_web::{
+    HttpRequest,
+    cookie::{Cookie, SameSite, time},
+    http::header,
+};
+
+use super::sessions::SessionToken;
+
+#[derive(Debug, Clone)]
+pub struct SessionCookie {
+    secure: bool,
+    max_age: Duration,
+}
+
+impl SessionCookie {
+    pub fn new(secure: bool, max_age: Duration) -> Self {
+        Self { secure, max_age }
+    }
+
+    pub fn name(&self) -> &'static str {
+        if self.secure { "__Host-session" } else { "session" }
+    }
+
+    pub fn set(&self, token: &SessionToken) -> Cookie<'static> {
+        let max_age = time::Duration::seconds(i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX));
+        self.base(token.expose().to_string()).max_age(max_age).finish()
+    }
+
+    pub fn clear(&self) -> Cookie<'static> {
+        self.base(String::new()).max_age(time::Duration::ZERO).finish()
+    }
+
+    fn base(&self, value: String) -> actix_web::cookie::CookieBuilder<'static> {
+        Cookie::build(self.name(), value)
+            .path("/")
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax)
+    }
+
+    /// The bearer token if there is one, else the session cookie.
+    pub fn token_from(&self, request: &HttpRequest) -> Option<String> {
+        let bearer = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(|token| token.trim().to_string());
+        bearer.or_else(|| request.cookie(self.name()).map(|c| c.value().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_cookie_is_host_prefixed_secure_and_http_only() {
+        let cookie = SessionCookie::new(true, Duration::from_secs(60));
+        let token = SessionToken::from_test("a".repeat(64));
+
+        let set = cookie.set(&token).to_string();
+
+        assert!(set.starts_with("__Host-session="), "{set}");
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+            assert!(set.contains(attribute), "{attribute} missing in {set}");
+        }
+        assert!(!set.contains("Domain"), "{set}");
+    }
+
+    #[test]
+    fn clearing_expires_the_cookie_at_once() {
+        let cookie = SessionCookie::new(false, Duration::from_secs(60));
+
+        let cleared = cookie.clear().to_string();
+
+        assert!(cleared.starts_with("session=;"), "{cleared}");
+        assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    }
+}

@@ -1,0 +1,46 @@
+//! Authorization guards for resolvers: `context.require_user().await?` or
+//! `context.require_role(Role::Admin).await?`.
+
+use crate::{
+    domain::Role,
+    error::AppError,
+    graphql::Context,
+    storage::users::{User, UserRepository},
+};
+
+impl Context {
+    /// The signed-in user, or `None` for anonymous callers and deleted accounts.
+    ///
+    /// # Errors
+    /// `Internal` if storage fails.
+    pub async fn current_user(&self) -> Result<Option<&User>, AppError> {
+        let Some(session) = self.auth.session() else {
+            return Ok(None);
+        };
+        let user = self
+            .auth
+            .user
+            .get_or_try_init(|| self.state.storage.find_by_id(session.user_id))
+            .await?;
+        Ok(user.as_ref())
+    }
+
+    /// # Errors
+    /// `Unauthenticated` without a live session.
+    pub async fn require_user(&self) -> Result<&User, AppError> {
+        self.current_user()
+            .await?
+            .ok_or(AppError::Unauthenticated("sign in to continue"))
+    }
+
+    /// # Errors
+    /// `Unauthenticated` without a live session, `Forbidden` without the role.
+    pub async fn require_role(&self, role: Role) -> Result<&User, AppError> {
+        let user = self.require_user().await?;
+        if user.role == role {
+            Ok(user)
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}

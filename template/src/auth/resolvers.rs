@@ -1,0 +1,163 @@
+//! Account resolvers, wired into the schema roots in `graphql/schema.rs`.
+
+use chrono::{DateTime, Utc};
+use juniper::{GraphQLObject, ID, graphql_object};
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    domain::{Email, Password, Role, UserId},
+    error::AppError,
+    graphql::Context,
+    storage::{
+        StorageError,
+        users::{User, UserRepository},
+    },
+};
+
+#[graphql_object]
+#[graphql(context = Context)]
+impl User {
+    fn id(&self) -> ID {
+        ID::new(self.id.to_string())
+    }
+
+    fn email(&self) -> &str {
+        self.email.as_ref()
+    }
+
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+}
+
+/// The same answer whether or not the address was already registered.
+#[derive(GraphQLObject)]
+pub struct RegisterPayload {
+    pub message: String,
+}
+
+#[derive(GraphQLObject)]
+#[graphql(context = Context)]
+pub struct LoginPayload {
+    pub user: User,
+    /// For API clients, as `Authorization: Bearer <token>`. Browsers can ignore it:
+    /// the same token is set as an HttpOnly cookie.
+    pub session_token: String,
+}
+
+#[derive(GraphQLObject)]
+#[graphql(context = Context)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// Pass as `after` to get the next page; null on the last page.
+    pub next_cursor: Option<ID>,
+}
+
+const REGISTERED: &str = "If this address was not registered yet, the account now exists: sign in to continue.";
+const BAD_CREDENTIALS: &str = "invalid email or password";
+
+pub async fn me(context: &Context) -> Result<User, AppError> {
+    context.require_user().await.cloned()
+}
+
+pub async fn users(context: &Context, first: i32, after: Option<ID>) -> Result<UserPage, AppError> {
+    context.require_role(Role::Admin).await?;
+    let limit = usize::try_from(first)
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| AppError::BadUserInput("`first` must be between 1 and 100".into()))?;
+    let after = after.map(|id| UserId::parse(&id)).transpose()?;
+    let page = context.state.storage.list(after, limit).await?;
+    Ok(UserPage {
+        users: page.users,
+        next_cursor: page.next.map(|id| ID::new(id.to_string())),
+    })
+}
+
+/// Never reveals whether `email` is taken: the answer and the work (one bcrypt hash) are
+/// the same either way (OWASP ASVS 5.0 V6.3.8).
+pub async fn register(context: &Context, email: String, password: String) -> Result<RegisterPayload, AppError> {
+    let email = Email::parse(&email)?;
+    let password = Password::parse(SecretString::from(password))?;
+    let hash = context.state.auth.passwords.hash(&password).await?;
+    match context.state.storage.insert(&User::new(email, hash)).await {
+        Ok(()) | Err(StorageError::Conflict) => Ok(RegisterPayload {
+            message: REGISTERED.into(),
+        }),
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub async fn login(context: &Context, email: String, password: String) -> Result<LoginPayload, AppError> {
+    let auth = &context.state.auth;
+    auth.limiter
+        .hit(&format!("login:ip:{}", context.auth.client_ip()), auth.login_limit_per_ip())
+        .await?;
+    let email = Email::parse(&email)?;
+    let account_bucket = format!("login:account:{}", hex::encode(Sha256::digest(email.as_ref())));
+    auth.limiter.hit(&account_bucket, auth.login_limit_per_account()).await?;
+
+    let user = context.state.storage.find_by_email(&email).await?;
+    let hash = user.as_ref().map(|user| user.password_hash.as_str());
+    let verified = auth.passwords.verify(&SecretString::from(password), hash).await?;
+    let Some(user) = user.filter(|_| verified) else {
+        return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
+    };
+
+    auth.limiter.reset(&account_bucket).await?;
+    // A session the client arrived with is dropped: the signed-in session is always new.
+    if let Some(previous) = context.auth.session() {
+        auth.sessions.revoke(previous).await?;
+    }
+    let token = auth.sessions.create(user.id).await?;
+    context.auth.set_session_cookie(token.clone());
+    Ok(LoginPayload {
+        user,
+        session_token: token.expose().to_string(),
+    })
+}
+
+pub async fn logout(context: &Context) -> Result<bool, AppError> {
+    context.require_user().await?;
+    if let Some(session) = context.auth.session() {
+        context.state.auth.sessions.revoke(session).await?;
+    }
+    context.auth.clear_session_cookie();
+    Ok(true)
+}
+
+/// Ends every session of the user, this one included.
+pub async fn logout_everywhere(context: &Context) -> Result<bool, AppError> {
+    let user = context.require_user().await?;
+    context.state.auth.sessions.revoke_all(user.id).await?;
+    context.auth.clear_session_cookie();
+    Ok(true)
+}
+
+/// Revokes every session (a thief's included), then signs this client in afresh.
+pub async fn change_password(
+    context: &Context,
+    current_password: String,
+    new_password: String,
+) -> Result<bool, AppError> {
+    let auth = &context.state.auth;
+    let user = context.require_user().await?;
+    let new_password = Password::parse(SecretString::from(new_password))?;
+    let verified = auth
+        .passwords
+        .verify(&SecretString::from(current_password), Some(&user.password_hash))
+        .await?;
+    if !verified {
+        return Err(AppError::BadUserInput("the current password is wrong".into()));
+    }
+    let hash = auth.passwords.hash(&new_password).await?;
+    context.state.storage.update_password_hash(user.id, &hash).await?;
+    auth.sessions.revoke_all(user.id).await?;
+    context.auth.set_session_cookie(auth.sessions.create(user.id).await?);
+    Ok(true)
+}
