@@ -26,6 +26,7 @@ pub struct HealthCheck {
 pub async fn readiness(state: &AppState) -> HealthReport {
     let timeout = state.health_timeout;
     let checks = vec![
+        // One line per dependency; modules add theirs.
         check("database", timeout, state.storage.ping(timeout)).await,
 {%- if auth %}
         check("redis", timeout, state.redis.ping()).await,
@@ -49,7 +50,11 @@ async fn check<E: Display>(
             false
         }
         Err(_) => {
-            tracing::warn!(dependency = name, ?timeout, "Dependency did not answer in time");
+            tracing::warn!(
+                dependency = name,
+                ?timeout,
+                "Dependency did not answer in time"
+            );
             false
         }
     };

@@ -29,7 +29,8 @@ impl Application {
         let listener = TcpListener::bind(address)
             .with_context(|| format!("Failed to bind {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
-        let server = serve(listener, state.clone(), &settings).context("Failed to start the server")?;
+        let server =
+            serve(listener, state.clone(), &settings).context("Failed to start the server")?;
         Ok(Self {
             port,
             state,

@@ -26,16 +26,25 @@ impl SessionCookie {
     }
 
     pub fn name(&self) -> &'static str {
-        if self.secure { "__Host-session" } else { "session" }
+        if self.secure {
+            "__Host-session"
+        } else {
+            "session"
+        }
     }
 
     pub fn set(&self, token: &SessionToken) -> Cookie<'static> {
-        let max_age = time::Duration::seconds(i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX));
-        self.base(token.expose().to_string()).max_age(max_age).finish()
+        let max_age =
+            time::Duration::seconds(i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX));
+        self.base(token.expose().to_string())
+            .max_age(max_age)
+            .finish()
     }
 
     pub fn clear(&self) -> Cookie<'static> {
-        self.base(String::new()).max_age(time::Duration::ZERO).finish()
+        self.base(String::new())
+            .max_age(time::Duration::ZERO)
+            .finish()
     }
 
     fn base(&self, value: String) -> actix_web::cookie::CookieBuilder<'static> {

@@ -40,7 +40,11 @@ impl PasswordHasher {
     ///
     /// # Errors
     /// Fails if a stored hash is malformed or the blocking task dies.
-    pub async fn verify(&self, candidate: &SecretString, hash: Option<&str>) -> anyhow::Result<bool> {
+    pub async fn verify(
+        &self,
+        candidate: &SecretString,
+        hash: Option<&str>,
+    ) -> anyhow::Result<bool> {
         let (hash, known) = match hash {
             Some(hash) => (hash.to_string(), true),
             None => (self.dummy_hash().await?, false),
@@ -67,7 +71,9 @@ impl PasswordHasher {
 }
 
 /// `spawn_blocking` that keeps the caller's tracing span.
-async fn run_blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> anyhow::Result<T>
+async fn run_blocking<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> anyhow::Result<T>
 where
     T: Send + 'static,
     E: std::error::Error + Send + Sync + 'static,
@@ -89,15 +95,28 @@ mod tests {
         let hasher = PasswordHasher::new(4);
         let hash = hasher.hash(&password("correct horse")).await.unwrap();
 
-        assert!(hasher.verify(&SecretString::from("correct horse"), Some(&hash)).await.unwrap());
-        assert!(!hasher.verify(&SecretString::from("wrong horse!"), Some(&hash)).await.unwrap());
+        assert!(
+            hasher
+                .verify(&SecretString::from("correct horse"), Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify(&SecretString::from("wrong horse!"), Some(&hash))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
     async fn unknown_accounts_never_verify_but_still_pay_for_a_hash() {
         let hasher = PasswordHasher::new(4);
 
-        let verified = hasher.verify(&SecretString::from("anything"), None).await.unwrap();
+        let verified = hasher
+            .verify(&SecretString::from("anything"), None)
+            .await
+            .unwrap();
 
         assert!(!verified);
         assert!(hasher.dummy_hash.get().is_some(), "no hash was computed");

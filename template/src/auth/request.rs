@@ -8,7 +8,11 @@ use std::sync::Mutex;
 use actix_web::{HttpRequest, HttpResponseBuilder};
 use tokio::sync::OnceCell;
 
-use super::{Auth, cookie::SessionCookie, sessions::{ActiveSession, SessionToken}};
+use super::{
+    Auth,
+    cookie::SessionCookie,
+    sessions::{ActiveSession, SessionToken},
+};
 use crate::storage::users::User;
 
 enum CookieChange {
@@ -39,7 +43,10 @@ impl RequestAuth {
     ///
     /// # Errors
     /// `Unavailable` when a token was sent and Redis does not answer.
-    pub async fn from_request(request: &HttpRequest, auth: &Auth) -> Result<Self, crate::error::AppError> {
+    pub async fn from_request(
+        request: &HttpRequest,
+        auth: &Auth,
+    ) -> Result<Self, crate::error::AppError> {
         let session = match auth.cookie.token_from(request) {
             Some(token) => auth.sessions.resolve(&token).await?,
             None => None,

@@ -58,7 +58,8 @@ pub struct UserPage {
     pub next_cursor: Option<ID>,
 }
 
-const REGISTERED: &str = "If this address was not registered yet, the account now exists: sign in to continue.";
+const REGISTERED: &str =
+    "If this address was not registered yet, the account now exists: sign in to continue.";
 const BAD_CREDENTIALS: &str = "invalid email or password";
 
 pub async fn me(context: &Context) -> Result<User, AppError> {
@@ -81,7 +82,11 @@ pub async fn users(context: &Context, first: i32, after: Option<ID>) -> Result<U
 
 /// Never reveals whether `email` is taken: the answer and the work (one bcrypt hash) are
 /// the same either way (OWASP ASVS 5.0 V6.3.8).
-pub async fn register(context: &Context, email: String, password: String) -> Result<RegisterPayload, AppError> {
+pub async fn register(
+    context: &Context,
+    email: String,
+    password: String,
+) -> Result<RegisterPayload, AppError> {
     let email = Email::parse(&email)?;
     let password = Password::parse(SecretString::from(password))?;
     let hash = context.state.auth.passwords.hash(&password).await?;
@@ -93,18 +98,33 @@ pub async fn register(context: &Context, email: String, password: String) -> Res
     }
 }
 
-pub async fn login(context: &Context, email: String, password: String) -> Result<LoginPayload, AppError> {
+pub async fn login(
+    context: &Context,
+    email: String,
+    password: String,
+) -> Result<LoginPayload, AppError> {
     let auth = &context.state.auth;
     auth.limiter
-        .hit(&format!("login:ip:{}", context.auth.client_ip()), auth.login_limit_per_ip())
+        .hit(
+            &format!("login:ip:{}", context.auth.client_ip()),
+            auth.login_limit_per_ip(),
+        )
         .await?;
     let email = Email::parse(&email)?;
-    let account_bucket = format!("login:account:{}", hex::encode(Sha256::digest(email.as_ref())));
-    auth.limiter.hit(&account_bucket, auth.login_limit_per_account()).await?;
+    let account_bucket = format!(
+        "login:account:{}",
+        hex::encode(Sha256::digest(email.as_ref()))
+    );
+    auth.limiter
+        .hit(&account_bucket, auth.login_limit_per_account())
+        .await?;
 
     let user = context.state.storage.find_by_email(&email).await?;
     let hash = user.as_ref().map(|user| user.password_hash.as_str());
-    let verified = auth.passwords.verify(&SecretString::from(password), hash).await?;
+    let verified = auth
+        .passwords
+        .verify(&SecretString::from(password), hash)
+        .await?;
     let Some(user) = user.filter(|_| verified) else {
         return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
     };
@@ -150,14 +170,25 @@ pub async fn change_password(
     let new_password = Password::parse(SecretString::from(new_password))?;
     let verified = auth
         .passwords
-        .verify(&SecretString::from(current_password), Some(&user.password_hash))
+        .verify(
+            &SecretString::from(current_password),
+            Some(&user.password_hash),
+        )
         .await?;
     if !verified {
-        return Err(AppError::BadUserInput("the current password is wrong".into()));
+        return Err(AppError::BadUserInput(
+            "the current password is wrong".into(),
+        ));
     }
     let hash = auth.passwords.hash(&new_password).await?;
-    context.state.storage.update_password_hash(user.id, &hash).await?;
+    context
+        .state
+        .storage
+        .update_password_hash(user.id, &hash)
+        .await?;
     auth.sessions.revoke_all(user.id).await?;
-    context.auth.set_session_cookie(auth.sessions.create(user.id).await?);
+    context
+        .auth
+        .set_session_cookie(auth.sessions.create(user.id).await?);
     Ok(true)
 }

@@ -16,12 +16,14 @@ pub struct Context {
 
 impl Context {
     pub fn new(state: AppState) -> Self {
+{%- if auth %}
         Self {
             state,
-{%- if auth %}
             auth: crate::auth::RequestAuth::anonymous(),
-{%- endif %}
         }
+{%- else %}
+        Self { state }
+{%- endif %}
     }
 }
 

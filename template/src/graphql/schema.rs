@@ -1,12 +1,12 @@
 //! Schema roots. Each module adds its fields here with one delegating resolver per field,
 //! so the public API is readable in one file.
 
-use juniper::{EmptySubscription, RootNode, graphql_object};
 {%- if auth %}
 use juniper::ID;
 {%- else %}
 use juniper::EmptyMutation;
 {%- endif %}
+use juniper::{EmptySubscription, RootNode, graphql_object};
 
 use super::Context;
 {%- if auth %}

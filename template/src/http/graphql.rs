@@ -11,10 +11,8 @@ use actix_web::{
 use juniper::http::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
 use serde::Serialize;
 
-{%- if auth %}
-use crate::auth::RequestAuth;
-{%- endif %}
-use crate::{
+{% if auth %}use crate::auth::RequestAuth;
+{% endif %}use crate::{
     config::GraphqlSettings,
     error::{AppError, graphql_error_body},
     graphql::{Context, Schema, limits::RequestLimits, schema},

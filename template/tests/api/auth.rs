@@ -81,7 +81,10 @@ async fn register_login_me_logout_then_me_fails() {
     let logout = graphql(&app, Some(&token), "mutation { logout }", json!({})).await;
     let after_logout = me(&app, &token).await;
 
-    assert!(registered["data"]["register"]["message"].is_string(), "{registered}");
+    assert!(
+        registered["data"]["register"]["message"].is_string(),
+        "{registered}"
+    );
     assert_eq!(signed_in["data"]["me"]["email"], email.as_str());
     assert_eq!(signed_in["data"]["me"]["role"], "USER");
     assert_eq!(logout["data"]["logout"], true);
@@ -104,7 +107,10 @@ async fn the_session_cookie_is_hardened_and_authenticates() {
         .send()
         .await
         .unwrap();
-    let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let session = set_cookie.split(';').next().unwrap().to_string();
     let with_cookie: Value = app
         .client
@@ -120,7 +126,10 @@ async fn the_session_cookie_is_hardened_and_authenticates() {
 
     assert!(set_cookie.starts_with("session="), "{set_cookie}");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
-        assert!(set_cookie.contains(attribute), "{attribute} missing: {set_cookie}");
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} missing: {set_cookie}"
+        );
     }
     assert_eq!(with_cookie["data"]["me"]["email"], email.as_str());
 }
@@ -157,7 +166,10 @@ async fn login_issues_a_new_session_and_drops_the_one_presented() {
 
     assert_ne!(first, second);
     assert_eq!(error_code(&me(&app, &first).await), "UNAUTHENTICATED");
-    assert_eq!(me(&app, second).await["data"]["me"]["email"], email.as_str());
+    assert_eq!(
+        me(&app, second).await["data"]["me"]["email"],
+        email.as_str()
+    );
 }
 
 #[tokio::test]
@@ -166,7 +178,13 @@ async fn logout_everywhere_ends_every_session() {
     let (email, laptop) = signed_in(&app).await;
     let phone = login(&app, &email, PASSWORD).await;
 
-    let answer = graphql(&app, Some(&laptop), "mutation { logoutEverywhere }", json!({})).await;
+    let answer = graphql(
+        &app,
+        Some(&laptop),
+        "mutation { logoutEverywhere }",
+        json!({}),
+    )
+    .await;
 
     assert_eq!(answer["data"]["logoutEverywhere"], true);
     assert_eq!(error_code(&me(&app, &phone).await), "UNAUTHENTICATED");
@@ -221,7 +239,10 @@ async fn the_user_list_is_for_admins_only() {
 
     assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
     assert_eq!(error_code(&as_user), "FORBIDDEN");
-    assert_eq!(as_admin["data"]["users"]["users"][0]["email"], email.as_str());
+    assert_eq!(
+        as_admin["data"]["users"]["users"][0]["email"],
+        email.as_str()
+    );
 }
 
 #[tokio::test]
@@ -240,15 +261,22 @@ async fn admins_page_through_users() {
         register(&app, &unique_email(), PASSWORD).await;
     }
     let token = login(&app, &admin_email, PASSWORD).await;
-    let page = "query($after: ID) { users(first: 2, after: $after) { users { email } nextCursor } }";
+    let page =
+        "query($after: ID) { users(first: 2, after: $after) { users { email } nextCursor } }";
 
     let first = graphql(&app, Some(&token), page, json!({})).await;
     let cursor = first["data"]["users"]["nextCursor"].clone();
     let second = graphql(&app, Some(&token), page, json!({ "after": cursor })).await;
 
     assert_eq!(first["data"]["users"]["users"].as_array().unwrap().len(), 2);
-    assert_eq!(first["data"]["users"]["users"][0]["email"], admin_email.as_str());
-    assert_eq!(second["data"]["users"]["users"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        first["data"]["users"]["users"][0]["email"],
+        admin_email.as_str()
+    );
+    assert_eq!(
+        second["data"]["users"]["users"].as_array().unwrap().len(),
+        1
+    );
     assert!(second["data"]["users"]["nextCursor"].is_null());
 }
 
@@ -276,7 +304,12 @@ async fn weak_and_overlong_passwords_are_refused_with_a_reason() {
 
     assert_eq!(error_code(&short), "BAD_USER_INPUT");
     assert_eq!(error_code(&overlong), "BAD_USER_INPUT");
-    assert!(overlong["errors"][0]["message"].as_str().unwrap().contains("72 bytes"));
+    assert!(
+        overlong["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("72 bytes")
+    );
     assert!(longest["data"]["register"].is_object(), "{longest}");
 }
 
@@ -289,7 +322,10 @@ async fn unknown_email_and_wrong_password_get_the_same_answer() {
     let unknown_email = try_login(&app, None, &unique_email(), "not the password").await;
 
     assert_eq!(error_code(&wrong_password), "UNAUTHENTICATED");
-    assert_eq!(wrong_password["errors"][0]["message"], unknown_email["errors"][0]["message"]);
+    assert_eq!(
+        wrong_password["errors"][0]["message"],
+        unknown_email["errors"][0]["message"]
+    );
     assert_eq!(wrong_password["data"], unknown_email["data"]);
 }
 
@@ -305,7 +341,9 @@ async fn login_is_rate_limited_per_account_with_a_retry_hint() {
     let limited = try_login(&app, None, &email, PASSWORD).await;
 
     assert_eq!(error_code(&limited), "RATE_LIMITED");
-    let retry_after = limited["errors"][0]["extensions"]["retryAfter"].as_i64().unwrap();
+    let retry_after = limited["errors"][0]["extensions"]["retryAfter"]
+        .as_i64()
+        .unwrap();
     assert!(retry_after > 0 && retry_after <= 900, "{limited}");
 }
 
@@ -337,15 +375,15 @@ async fn batched_login_attempts_count_one_each() {
         .await
         .unwrap();
 
-    let codes: Vec<&str> = answers
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(error_code)
-        .collect();
+    let codes: Vec<&str> = answers.as_array().unwrap().iter().map(error_code).collect();
     assert_eq!(
         codes,
-        ["UNAUTHENTICATED", "UNAUTHENTICATED", "UNAUTHENTICATED", "RATE_LIMITED"]
+        [
+            "UNAUTHENTICATED",
+            "UNAUTHENTICATED",
+            "UNAUTHENTICATED",
+            "RATE_LIMITED"
+        ]
     );
 }
 
@@ -368,11 +406,17 @@ async fn changing_the_password_revokes_other_sessions() {
         .await
         .unwrap();
 
-    assert!(response.headers().contains_key("set-cookie"), "no fresh session");
+    assert!(
+        response.headers().contains_key("set-cookie"),
+        "no fresh session"
+    );
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["data"]["changePassword"], true, "{answer}");
     assert_eq!(error_code(&me(&app, &phone).await), "UNAUTHENTICATED");
-    assert_eq!(error_code(&try_login(&app, None, &email, PASSWORD).await), "UNAUTHENTICATED");
+    assert_eq!(
+        error_code(&try_login(&app, None, &email, PASSWORD).await),
+        "UNAUTHENTICATED"
+    );
     login(&app, &email, new_password).await;
 }
 
@@ -422,9 +466,15 @@ async fn redis_outage_answers_503_and_recovers_without_a_restart() {
     }
 
     assert_eq!(down.status(), 503);
-    assert_eq!(error_code(&down.json().await.unwrap()), "SERVICE_UNAVAILABLE");
+    assert_eq!(
+        error_code(&down.json().await.unwrap()),
+        "SERVICE_UNAVAILABLE"
+    );
     assert_eq!(readiness.status(), 503);
-    assert!(recovered["data"]["login"].is_object(), "no recovery: {recovered}");
+    assert!(
+        recovered["data"]["login"].is_object(),
+        "no recovery: {recovered}"
+    );
 }
 
 #[tokio::test]

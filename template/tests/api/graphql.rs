@@ -90,7 +90,11 @@ async fn a_query_with_more_fields_than_the_limit_is_refused() {
     let app = spawn_app_with(|s| s.graphql.max_fields = 10).await;
     // 9 fields, then 13 once the 3-field fragment is spread once more.
     let fragment = "fragment T on __Type { name kind description }";
-    let within = ["{ __schema { types { ...T } queryType { ...T } } }", fragment].join(" ");
+    let within = [
+        "{ __schema { types { ...T } queryType { ...T } } }",
+        fragment,
+    ]
+    .join(" ");
     let beyond = [
         "{ __schema { types { ...T } queryType { ...T } mutationType { ...T } } }",
         fragment,
@@ -110,7 +114,9 @@ async fn a_query_with_more_fields_than_the_limit_is_refused() {
 async fn too_many_aliases_are_refused() {
     let app = spawn_app_with(|s| s.graphql.max_aliases = 3).await;
 
-    let accepted = app.post_graphql("{ a: apiVersion b: apiVersion c: apiVersion }").await;
+    let accepted = app
+        .post_graphql("{ a: apiVersion b: apiVersion c: apiVersion }")
+        .await;
     let refused = app
         .post_graphql("{ a: apiVersion b: apiVersion c: apiVersion d: apiVersion }")
         .await;
@@ -128,7 +134,9 @@ async fn batches_are_answered_in_order_up_to_the_cap() {
     let health = json!({ "query": "{ health { ready } }" });
 
     let accepted = app.post_json(&json!([operation, health])).await;
-    let refused = app.post_json(&json!([operation, operation, operation])).await;
+    let refused = app
+        .post_json(&json!([operation, operation, operation]))
+        .await;
 
     assert_eq!(accepted.status(), 200);
     let body: Value = accepted.json().await.unwrap();
@@ -199,7 +207,9 @@ async fn syntax_and_validation_errors_carry_distinct_codes() {
 async fn introspection_can_be_switched_off() {
     let app = spawn_app_with(|s| s.graphql.introspection = false).await;
 
-    let introspection = app.post_graphql("{ __schema { queryType { name } } }").await;
+    let introspection = app
+        .post_graphql("{ __schema { queryType { name } } }")
+        .await;
     let regular = app.post_graphql("{ apiVersion }").await;
 
     assert_eq!(introspection.status(), 400);

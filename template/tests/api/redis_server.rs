@@ -82,7 +82,9 @@ impl PrivateRedis {
         drop(self.shell.stdin.take());
         let _ = self.shell.wait();
         let started = Instant::now();
-        while answers(([127, 0, 0, 1], self.port).into()) && started.elapsed() < Duration::from_secs(5) {
+        while answers(([127, 0, 0, 1], self.port).into())
+            && started.elapsed() < Duration::from_secs(5)
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
     }

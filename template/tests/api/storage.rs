@@ -26,7 +26,9 @@ async fn embedded_file_store_creates_its_directory_and_reopens() {
     let path = dir.path().join("nested/dir/app.redb");
     let settings = database_settings(&format!("embedded://{}", path.display()), "unused");
 
-    let first = Storage::connect(&settings).await.expect("First open failed");
+    let first = Storage::connect(&settings)
+        .await
+        .expect("First open failed");
     drop(first);
     let again = Storage::connect(&settings).await.expect("Reopen failed");
 

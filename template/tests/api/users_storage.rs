@@ -30,7 +30,10 @@ async fn a_stored_user_is_found_by_id_and_by_email() {
         let by_id = by_id.expect("not found by id");
         assert_eq!(by_id.email, stored.email);
         assert_eq!(by_id.role, Role::User);
-        assert_eq!(by_id.created_at.timestamp_millis(), stored.created_at.timestamp_millis());
+        assert_eq!(
+            by_id.created_at.timestamp_millis(),
+            stored.created_at.timestamp_millis()
+        );
         assert_eq!(by_email.map(|u| u.id), Some(stored.id));
     })
     .await;
@@ -39,7 +42,11 @@ async fn a_stored_user_is_found_by_id_and_by_email() {
 #[tokio::test]
 async fn a_taken_email_is_a_conflict_in_any_case() {
     for_each_backend(async |backend| {
-        backend.storage.insert(&user("grace@example.com")).await.unwrap();
+        backend
+            .storage
+            .insert(&user("grace@example.com"))
+            .await
+            .unwrap();
 
         let again = backend.storage.insert(&user(" Grace@Example.com")).await;
 
@@ -72,10 +79,23 @@ async fn role_and_password_hash_updates_persist() {
         let stored = user("linus@example.com");
         backend.storage.insert(&stored).await.unwrap();
 
-        backend.storage.set_role(stored.id, Role::Admin).await.unwrap();
-        backend.storage.update_password_hash(stored.id, "new-hash").await.unwrap();
+        backend
+            .storage
+            .set_role(stored.id, Role::Admin)
+            .await
+            .unwrap();
+        backend
+            .storage
+            .update_password_hash(stored.id, "new-hash")
+            .await
+            .unwrap();
 
-        let reloaded = backend.storage.find_by_id(stored.id).await.unwrap().unwrap();
+        let reloaded = backend
+            .storage
+            .find_by_id(stored.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(reloaded.role, Role::Admin);
         assert_eq!(reloaded.password_hash, "new-hash");
     })
@@ -85,7 +105,9 @@ async fn role_and_password_hash_updates_persist() {
 #[tokio::test]
 async fn users_are_listed_oldest_first_in_pages() {
     for_each_backend(async |backend| {
-        let users: Vec<User> = (0..5).map(|i| user(&format!("user{i}@example.com"))).collect();
+        let users: Vec<User> = (0..5)
+            .map(|i| user(&format!("user{i}@example.com")))
+            .collect();
         for user in &users {
             backend.storage.insert(user).await.unwrap();
         }

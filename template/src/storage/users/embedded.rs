@@ -33,11 +33,7 @@ impl EmbeddedStore {
         found.map(|bytes| decode(bytes.value())).transpose()
     }
 
-    fn modify_user(
-        &self,
-        id: UserId,
-        change: impl FnOnce(&mut User),
-    ) -> Result<(), StorageError> {
+    fn modify_user(&self, id: UserId, change: impl FnOnce(&mut User)) -> Result<(), StorageError> {
         let key = id.to_string();
         let tx = self.db().begin_write().map_err(redb::Error::from)?;
         {
@@ -107,7 +103,8 @@ impl UserRepository for EmbeddedStore {
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StorageError> {
         let store = self.clone();
-        self.blocking(move || store.read_user(&id.to_string())).await
+        self.blocking(move || store.read_user(&id.to_string()))
+            .await
     }
 
     async fn update_password_hash(&self, id: UserId, hash: &str) -> Result<(), StorageError> {

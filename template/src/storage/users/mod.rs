@@ -84,8 +84,10 @@ pub trait UserRepository {
         email: &Email,
     ) -> impl Future<Output = Result<Option<User>, StorageError>> + Send;
 
-    fn find_by_id(&self, id: UserId)
-    -> impl Future<Output = Result<Option<User>, StorageError>> + Send;
+    fn find_by_id(
+        &self,
+        id: UserId,
+    ) -> impl Future<Output = Result<Option<User>, StorageError>> + Send;
 
     /// # Errors
     /// `StorageError::NotFound` when no user has this id.
@@ -97,8 +99,11 @@ pub trait UserRepository {
 
     /// # Errors
     /// `StorageError::NotFound` when no user has this id.
-    fn set_role(&self, id: UserId, role: Role)
-    -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn set_role(
+        &self,
+        id: UserId,
+        role: Role,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
 
     /// Up to `limit` users created after `after` (from the first when `None`).
     fn list(

@@ -32,7 +32,11 @@ impl MongoStore {
         Ok(())
     }
 
-    async fn update_user(&self, id: UserId, set: mongodb::bson::Document) -> Result<(), StorageError> {
+    async fn update_user(
+        &self,
+        id: UserId,
+        set: mongodb::bson::Document,
+    ) -> Result<(), StorageError> {
         let result = self
             .users()
             .update_one(doc! { "_id": id.to_string() }, doc! { "$set": set })
@@ -61,12 +65,18 @@ impl UserRepository for MongoStore {
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StorageError> {
-        let found = self.users().find_one(doc! { "email": email.as_ref() }).await?;
+        let found = self
+            .users()
+            .find_one(doc! { "email": email.as_ref() })
+            .await?;
         Ok(found.map(User::from))
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StorageError> {
-        let found = self.users().find_one(doc! { "_id": id.to_string() }).await?;
+        let found = self
+            .users()
+            .find_one(doc! { "_id": id.to_string() })
+            .await?;
         Ok(found.map(User::from))
     }
 
