@@ -1,5 +1,6 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
 use {{crate_name}}::{
     config::Settings,
     graphql::schema,

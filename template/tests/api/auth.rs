@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
+
 use {{crate_name}}::auth::{PasswordHasher, admin};
 
 use crate::{

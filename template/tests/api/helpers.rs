@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+
 use {{crate_name}}::{
     config::{DatabaseSettings, LogFormat, Settings, TelemetrySettings},
     startup::Application,
