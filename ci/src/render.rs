@@ -56,9 +56,6 @@ pub fn render(request: &Request, destination: &Path) -> Result<PathBuf> {
         quiet: true,
         vcs: Some(Vcs::None),
         no_workspace: true,
-        // The template is kept rustfmt-clean, so the CLI's formatting pass changes
-        // nothing; skipping it here lets `cargo fmt --check` prove that.
-        no_fmt: true,
         bin: true,
         lib: false,
         ..GenerateArgs::default()

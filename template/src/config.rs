@@ -31,6 +31,9 @@ pub struct Settings {
     pub redis: crate::redis::RedisSettings,
     pub auth: crate::auth::AuthSettings,
 {%- endif %}
+{%- if email %}
+    pub mail: crate::mail::MailSettings,
+{%- endif %}
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -31,6 +31,9 @@ pub async fn readiness(state: &AppState) -> HealthReport {
 {%- if auth %}
         check("redis", timeout, state.redis.ping()).await,
 {%- endif %}
+{%- if email %}
+        check("mail", timeout, state.mailer.check()).await,
+{%- endif %}
     ];
     HealthReport {
         ready: checks.iter().all(|check| check.ok),

@@ -7,7 +7,8 @@
 pub mod graphql;
 pub mod health;
 pub mod http;
-{% if auth %}pub mod redis;
+{% if email %}pub mod mail;
+{% endif %}{% if auth %}pub mod redis;
 {% endif %}pub mod startup;
 pub mod state;
 pub mod storage;

@@ -32,6 +32,13 @@ enum Command {
         password_stdin: bool,
     },
 {%- endif %}
+{%- if email %}
+    /// Send a test message to check the mail settings.
+    SendTestMail {
+        #[arg(long)]
+        to: String,
+    },
+{%- endif %}
 }
 
 #[tokio::main]
@@ -47,6 +54,9 @@ async fn main() -> anyhow::Result<()> {
             email,
             password_stdin,
         } => {{crate_name}}::auth::admin::run(&email, password_stdin).await,
+{%- endif %}
+{%- if email %}
+        Command::SendTestMail { to } => {{crate_name}}::mail::send_test_mail(&to).await,
 {%- endif %}
     }
 }

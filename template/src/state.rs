@@ -1,15 +1,12 @@
 //! Handles shared by every request: cheap to clone, safe to send across threads.
 
-use std::time::Duration;
+{% if auth %}use std::{sync::Arc, time::Duration};{% else %}use std::time::Duration;{% endif %}
 
 use anyhow::Context as _;
 
-use crate::{config::Settings, storage::Storage};
-{%- if auth %}
-use std::sync::Arc;
-
-use crate::{auth::Auth, redis::Redis};
-{%- endif %}
+{% if email %}use crate::mail::Mailer;
+{% endif %}{% if auth %}use crate::{auth::Auth, redis::Redis};
+{% endif %}use crate::{config::Settings, storage::Storage};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,6 +14,9 @@ pub struct AppState {
 {%- if auth %}
     pub redis: Redis,
     pub auth: Arc<Auth>,
+{%- endif %}
+{%- if email %}
+    pub mailer: Mailer,
 {%- endif %}
     /// Longest wait on a dependency in a health check.
     pub health_timeout: Duration,
@@ -37,11 +37,17 @@ impl AppState {
             .context("Failed to connect to Redis")?;
         let auth = Arc::new(Auth::new(&settings.auth, redis.clone()));
 {%- endif %}
+{%- if email %}
+        let mailer = Mailer::from_settings(&settings.mail).context("Invalid mail settings")?;
+{%- endif %}
         Ok(Self {
             storage,
 {%- if auth %}
             redis,
             auth,
+{%- endif %}
+{%- if email %}
+            mailer,
 {%- endif %}
             health_timeout: settings.database.timeout(),
         })

@@ -11,6 +11,12 @@ mod request;
 pub mod resolvers;
 mod sessions;
 mod settings;
+{%- if email %}
+
+pub mod email_flows;
+mod mails;
+mod tokens;
+{%- endif %}
 
 use std::time::Duration;
 

@@ -33,6 +33,13 @@ impl User {
     fn created_at(&self) -> DateTime<Utc> {
         self.created_at
     }
+{%- if email %}
+
+    /// Whether the owner followed a confirmation (or password reset) link.
+    fn email_confirmed(&self) -> bool {
+        self.email_confirmed
+    }
+{%- endif %}
 }
 
 /// The same answer whether or not the address was already registered.
@@ -90,7 +97,12 @@ pub async fn register(
     let email = Email::parse(&email)?;
     let password = Password::parse(SecretString::from(password))?;
     let hash = context.state.auth.passwords.hash(&password).await?;
-    match context.state.storage.insert(&User::new(email, hash)).await {
+    let user = User::new(email, hash);
+    let outcome = context.state.storage.insert(&user).await;
+{%- if email %}
+    super::email_flows::after_registration(context, &user, &outcome).await?;
+{%- endif %}
+    match outcome {
         Ok(()) | Err(StorageError::Conflict) => Ok(RegisterPayload {
             message: REGISTERED.into(),
         }),
@@ -128,6 +140,9 @@ pub async fn login(
     let Some(user) = user.filter(|_| verified) else {
         return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
     };
+{%- if email %}
+    super::email_flows::ensure_may_sign_in(context, &user)?;
+{%- endif %}
 
     auth.limiter.reset(&account_bucket).await?;
     // A session the client arrived with is dropped: the signed-in session is always new.
@@ -190,5 +205,8 @@ pub async fn change_password(
     context
         .auth
         .set_session_cookie(auth.sessions.create(user.id).await?);
+{%- if email %}
+    super::email_flows::notify_password_changed(context, &user.email).await;
+{%- endif %}
     Ok(true)
 }

@@ -22,7 +22,7 @@ use crate::{
 pub struct SessionToken(SecretString);
 
 impl SessionToken {
-    fn generate() -> Result<Self, AppError> {
+    pub(super) fn generate() -> Result<Self, AppError> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness available: {e}")))?;
@@ -39,7 +39,7 @@ impl SessionToken {
     }
 
     /// Whether `candidate` could be a token at all; anything else skips Redis.
-    fn is_well_formed(candidate: &str) -> bool {
+    pub(super) fn is_well_formed(candidate: &str) -> bool {
         candidate.len() == 64 && candidate.bytes().all(|b| b.is_ascii_hexdigit())
     }
 }
@@ -183,7 +183,7 @@ impl SessionStore {
     }
 }
 
-fn hash(token: &str) -> String {
+pub(super) fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 

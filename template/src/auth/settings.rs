@@ -17,4 +17,11 @@ pub struct AuthSettings {
     /// Take the client IP from `X-Forwarded-For`/`Forwarded`: only behind a proxy that
     /// sets them, or clients could pick their own rate-limit bucket.
     pub trust_forwarded_headers: bool,
+{%- if email %}
+    /// Refuse to sign in accounts whose email is not confirmed yet.
+    pub require_confirmed_email: bool,
+    /// Lifetime of the links in confirmation and password-reset mails.
+    pub confirm_token_ttl_secs: u64,
+    pub reset_token_ttl_secs: u64,
+{%- endif %}
 }

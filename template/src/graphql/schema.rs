@@ -11,6 +11,9 @@ use juniper::{EmptySubscription, RootNode, graphql_object};
 use super::Context;
 {%- if auth %}
 use crate::{
+{%- if email %}
+    auth::email_flows,
+{%- endif %}
     auth::resolvers::{self as auth, LoginPayload, RegisterPayload, UserPage},
     error::AppError,
     storage::users::User,
@@ -95,6 +98,32 @@ impl Mutation {
     ) -> Result<bool, AppError> {
         auth::change_password(context, current_password, new_password).await
     }
+{%- if email %}
+
+    /// Confirms the email address with the token from the confirmation mail.
+    async fn confirm_email(context: &Context, token: String) -> Result<bool, AppError> {
+        email_flows::confirm_email(context, &token).await
+    }
+
+    /// Sends a new confirmation link. The answer is the same for unknown addresses.
+    async fn resend_confirmation(context: &Context, email: String) -> Result<String, AppError> {
+        email_flows::resend_confirmation(context, email).await
+    }
+
+    /// Mails a password-reset link. The answer is the same for unknown addresses.
+    async fn request_password_reset(context: &Context, email: String) -> Result<String, AppError> {
+        email_flows::request_password_reset(context, email).await
+    }
+
+    /// Sets a new password with the token from the reset mail; ends every session.
+    async fn reset_password(
+        context: &Context,
+        token: String,
+        new_password: String,
+    ) -> Result<bool, AppError> {
+        email_flows::reset_password(context, &token, new_password).await
+    }
+{%- endif %}
 }
 
 pub type Schema = RootNode<Query, Mutation, EmptySubscription<Context>>;

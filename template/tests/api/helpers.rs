@@ -37,6 +37,10 @@ pub struct TestApp {
     /// The app's connections, to arrange state the API cannot (e.g. an admin).
     pub state: AppState,
 {%- endif %}
+{%- if email %}
+    /// Where the file transport writes this app's mails; see `mail.rs` for readers.
+    pub mail_dir: tempfile::TempDir,
+{%- endif %}
 }
 
 impl TestApp {
@@ -94,6 +98,11 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     // The minimum cost: tests check behaviour, not hashing strength.
     settings.auth.bcrypt_cost = 4;
 {%- endif %}
+{%- if email %}
+    let mail_dir = tempfile::tempdir().expect("Failed to create a mail folder");
+    settings.mail.transport = {{crate_name}}::mail::TransportKind::File;
+    settings.mail.file_dir = mail_dir.path().to_path_buf();
+{%- endif %}
     customise(&mut settings);
 
     let application = Application::build(settings)
@@ -109,6 +118,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         client: reqwest::Client::new(),
 {%- if auth %}
         state,
+{%- endif %}
+{%- if email %}
+        mail_dir,
 {%- endif %}
     }
 }

@@ -1,10 +1,12 @@
 //! Integration tests: one binary, one file per feature area.
 
 {% if auth %}mod auth;
+{% endif %}{% if auth and email %}mod email_flows;
 {% endif %}mod graphql;
 mod health;
 mod helpers;
-{% if auth %}mod redis_server;
+{% if email %}mod mail;
+{% endif %}{% if auth %}mod redis_server;
 {% endif %}mod storage;
 {%- if auth %}
 mod users_storage;

@@ -30,6 +30,7 @@ async fn a_stored_user_is_found_by_id_and_by_email() {
         let by_id = by_id.expect("not found by id");
         assert_eq!(by_id.email, stored.email);
         assert_eq!(by_id.role, Role::User);
+        assert!(!by_id.email_confirmed);
         assert_eq!(
             by_id.created_at.timestamp_millis(),
             stored.created_at.timestamp_millis()
@@ -89,6 +90,7 @@ async fn role_and_password_hash_updates_persist() {
             .update_password_hash(stored.id, "new-hash")
             .await
             .unwrap();
+        backend.storage.confirm_email(stored.id).await.unwrap();
 
         let reloaded = backend
             .storage
@@ -98,6 +100,7 @@ async fn role_and_password_hash_updates_persist() {
             .unwrap();
         assert_eq!(reloaded.role, Role::Admin);
         assert_eq!(reloaded.password_hash, "new-hash");
+        assert!(reloaded.email_confirmed);
     })
     .await;
 }

@@ -120,6 +120,12 @@ impl UserRepository for EmbeddedStore {
             .await
     }
 
+    async fn confirm_email(&self, id: UserId) -> Result<(), StorageError> {
+        let store = self.clone();
+        self.blocking(move || store.modify_user(id, |user| user.email_confirmed = true))
+            .await
+    }
+
     async fn list(&self, after: Option<UserId>, limit: usize) -> Result<UserPage, StorageError> {
         let store = self.clone();
         self.blocking(move || {

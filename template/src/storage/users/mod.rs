@@ -17,6 +17,8 @@ pub struct User {
     pub email: Email,
     pub password_hash: String,
     pub role: Role,
+    /// Set once the owner follows a confirmation or reset link (email module).
+    pub email_confirmed: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -27,6 +29,7 @@ impl User {
             email,
             password_hash,
             role: Role::User,
+            email_confirmed: false,
             created_at: Utc::now(),
         }
     }
@@ -40,6 +43,8 @@ struct StoredUser {
     email: Email,
     password_hash: String,
     role: Role,
+    #[serde(default)]
+    email_confirmed: bool,
     created_at_ms: i64,
 }
 
@@ -50,6 +55,7 @@ impl From<&User> for StoredUser {
             email: user.email.clone(),
             password_hash: user.password_hash.clone(),
             role: user.role,
+            email_confirmed: user.email_confirmed,
             created_at_ms: user.created_at.timestamp_millis(),
         }
     }
@@ -62,6 +68,7 @@ impl From<StoredUser> for User {
             email: stored.email,
             password_hash: stored.password_hash,
             role: stored.role,
+            email_confirmed: stored.email_confirmed,
             created_at: DateTime::from_timestamp_millis(stored.created_at_ms).unwrap_or_default(),
         }
     }
@@ -104,6 +111,10 @@ pub trait UserRepository {
         id: UserId,
         role: Role,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// # Errors
+    /// `StorageError::NotFound` when no user has this id.
+    fn confirm_email(&self, id: UserId) -> impl Future<Output = Result<(), StorageError>> + Send;
 
     /// Up to `limit` users created after `after` (from the first when `None`).
     fn list(
@@ -157,6 +168,13 @@ impl UserRepository for Storage {
         match self {
             Self::Mongo(store) => store.set_role(id, role).await,
             Self::Embedded(store) => store.set_role(id, role).await,
+        }
+    }
+
+    async fn confirm_email(&self, id: UserId) -> Result<(), StorageError> {
+        match self {
+            Self::Mongo(store) => store.confirm_email(id).await,
+            Self::Embedded(store) => store.confirm_email(id).await,
         }
     }
 

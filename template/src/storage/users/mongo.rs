@@ -89,6 +89,10 @@ impl UserRepository for MongoStore {
         self.update_user(id, doc! { "role": role }).await
     }
 
+    async fn confirm_email(&self, id: UserId) -> Result<(), StorageError> {
+        self.update_user(id, doc! { "email_confirmed": true }).await
+    }
+
     async fn list(&self, after: Option<UserId>, limit: usize) -> Result<UserPage, StorageError> {
         let filter = match after {
             Some(id) => doc! { "_id": { "$gt": id.to_string() } },

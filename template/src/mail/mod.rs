@@ -1,0 +1,116 @@
+//! Outgoing mail: SMTP (pooled, TLS) in production, `.eml` files in development and
+//! tests, behind the `MailTransport` trait so tests and jobs can plug in their own.
+
+mod settings;
+pub mod templates;
+mod transport;
+
+use std::sync::Arc;
+
+use lettre::{
+    Message,
+    message::{Mailbox, MultiPart},
+};
+
+pub use settings::{MailSettings, TransportKind};
+pub use templates::Mail;
+pub use transport::{FileTransport, MailTransport, SmtpTransport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid address: {0}")]
+    Address(#[from] lettre::address::AddressError),
+    #[error("failed to build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("the mail server refused or failed: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("failed to write the mail file: {0}")]
+    File(#[from] lettre::transport::file::Error),
+    #[error("the mail server did not accept a connection")]
+    Unreachable,
+}
+
+/// Sends [`Mail`] from the configured sender, with links rooted at `base_url`.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Arc<dyn MailTransport>,
+    from: Mailbox,
+    base_url: String,
+}
+
+impl Mailer {
+    /// # Errors
+    /// Fails on an invalid sender address or SMTP URL.
+    pub fn from_settings(settings: &MailSettings) -> anyhow::Result<Self> {
+        let transport: Arc<dyn MailTransport> = match settings.transport {
+            TransportKind::Smtp => Arc::new(SmtpTransport::new(settings)?),
+            TransportKind::File => Arc::new(FileTransport::new(&settings.file_dir)?),
+        };
+        Self::new(transport, &settings.from, &settings.base_url)
+    }
+
+    /// # Errors
+    /// Fails on an invalid sender address.
+    pub fn new(
+        transport: Arc<dyn MailTransport>,
+        from: &str,
+        base_url: &str,
+    ) -> anyhow::Result<Self> {
+        let from = from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("mail.from `{from}` is not a valid address: {e}"))?;
+        Ok(Self {
+            transport,
+            from,
+            base_url: base_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// A page of the front end, e.g. `url("/forgot-password")`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A single-use link into the front end, e.g. `link("/reset-password", token)`.
+    pub fn link(&self, path: &str, token: &str) -> String {
+        format!("{}?token={token}", self.url(path))
+    }
+
+    /// # Errors
+    /// Fails on an invalid recipient or when the transport fails.
+    #[tracing::instrument(name = "Sending mail", skip_all, fields(subject = %mail.subject))]
+    pub async fn send(&self, to: &str, mail: &Mail) -> Result<(), MailError> {
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to.parse()?)
+            .subject(&mail.subject)
+            .multipart(MultiPart::alternative_plain_html(
+                mail.text.clone(),
+                mail.html.clone(),
+            ))?;
+        self.transport.send(message).await
+    }
+
+    /// Whether the transport can deliver now (SMTP answers, mail folder writable).
+    ///
+    /// # Errors
+    /// Fails when it cannot.
+    pub async fn check(&self) -> Result<(), MailError> {
+        self.transport.check().await
+    }
+}
+
+/// The `send-test-mail` command: proves the mail settings by sending a message.
+///
+/// # Errors
+/// Fails on bad settings or when the message cannot be delivered.
+pub async fn send_test_mail(to: &str) -> anyhow::Result<()> {
+    let settings = crate::config::Settings::load()?;
+    let mailer = Mailer::from_settings(&settings.mail)?;
+    mailer.send(to, &templates::test_message()).await?;
+    println!(
+        "Sent a test message to {to} ({:?} transport)",
+        settings.mail.transport
+    );
+    Ok(())
+}
