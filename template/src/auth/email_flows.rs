@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use sha2::{Digest, Sha256};
 
 use super::{
     mails,
@@ -42,14 +41,6 @@ fn tokens(context: &Context) -> OneTimeTokens {
     OneTimeTokens::new(context.state.redis.clone())
 }
 
-fn confirm_ttl(context: &Context) -> Duration {
-    Duration::from_secs(context.state.auth.settings.confirm_token_ttl_secs)
-}
-
-fn reset_ttl(context: &Context) -> Duration {
-    Duration::from_secs(context.state.auth.settings.reset_token_ttl_secs)
-}
-
 /// Sends `mail`, logging rather than returning a failure (see the module docs).
 async fn deliver(context: &Context, to: &Email, mail: Mail) {
     if let Err(error) = context.state.mailer.send(to.as_ref(), &mail).await {
@@ -57,19 +48,28 @@ async fn deliver(context: &Context, to: &Email, mail: Mail) {
     }
 }
 
-async fn send_confirmation(context: &Context, user: &User) -> Result<(), AppError> {
-    let ttl = confirm_ttl(context);
-    let token = tokens(context)
-        .issue(Purpose::ConfirmEmail, user.id, ttl)
-        .await?;
-    let link = context.state.mailer.link("/confirm-email", token.expose());
-    deliver(
-        context,
-        &user.email,
-        mails::confirm_email(&link, &mails::describe(ttl)),
-    )
-    .await;
+/// Issues a token for `purpose` and mails its link, made with `template(link, expiry)`.
+async fn send_link(
+    context: &Context,
+    user: &User,
+    purpose: Purpose,
+    path: &str,
+    template: fn(&str, &str) -> Mail,
+) -> Result<(), AppError> {
+    let settings = &context.state.auth.settings;
+    let ttl = Duration::from_secs(match purpose {
+        Purpose::ConfirmEmail => settings.confirm_token_ttl_secs,
+        Purpose::ResetPassword => settings.reset_token_ttl_secs,
+    });
+    let token = tokens(context).issue(purpose, user.id, ttl).await?;
+    let link = context.state.mailer.link(path, token.expose());
+    deliver(context, &user.email, template(&link, &mails::describe(ttl))).await;
     Ok(())
+}
+
+async fn send_confirmation(context: &Context, user: &User) -> Result<(), AppError> {
+    let template = mails::confirm_email;
+    send_link(context, user, Purpose::ConfirmEmail, "/confirm-email", template).await
 }
 
 /// After `register`: a confirmation link for a new account, a heads-up for a taken address.
@@ -109,22 +109,14 @@ pub async fn notify_password_changed(context: &Context, to: &Email) {
     deliver(context, to, mails::password_changed()).await;
 }
 
-/// Counts a mail request against the sender's IP and the target account.
 async fn limit_mail_requests(context: &Context, email: &Email) -> Result<(), AppError> {
-    let auth = &context.state.auth;
-    auth.limiter
-        .hit(
-            &format!("mail:ip:{}", context.auth.client_ip()),
-            auth.login_limit_per_ip(),
-        )
-        .await?;
-    let account = hex::encode(Sha256::digest(email.as_ref()));
-    auth.limiter
-        .hit(
-            &format!("mail:account:{account}"),
-            auth.login_limit_per_account(),
-        )
+    let client_ip = context.auth.client_ip();
+    context
+        .state
+        .auth
+        .limit_attempts("mail", client_ip, email)
         .await
+        .map(drop)
 }
 
 pub async fn confirm_email(context: &Context, token: &str) -> Result<bool, AppError> {
@@ -157,17 +149,8 @@ pub async fn request_password_reset(context: &Context, email: String) -> Result<
     let email = Email::parse(&email)?;
     limit_mail_requests(context, &email).await?;
     if let Some(user) = context.state.storage.find_by_email(&email).await? {
-        let ttl = reset_ttl(context);
-        let token = tokens(context)
-            .issue(Purpose::ResetPassword, user.id, ttl)
-            .await?;
-        let link = context.state.mailer.link("/reset-password", token.expose());
-        deliver(
-            context,
-            &user.email,
-            mails::reset_password(&link, &mails::describe(ttl)),
-        )
-        .await;
+        let template = mails::reset_password;
+        send_link(context, &user, Purpose::ResetPassword, "/reset-password", template).await?;
     }
     Ok(SENT.into())
 }

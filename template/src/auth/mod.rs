@@ -28,7 +28,9 @@ pub use settings::AuthSettings;
 use rate_limit::{Limit, RateLimiter};
 use sessions::SessionStore;
 
-use crate::redis::Redis;
+use sha2::{Digest, Sha256};
+
+use crate::{domain::Email, error::AppError, redis::Redis};
 
 /// The auth services shared by all requests.
 pub struct Auth {
@@ -53,6 +55,29 @@ impl Auth {
             cookie: SessionCookie::new(settings.secure_cookie, absolute),
             settings: settings.clone(),
         }
+    }
+
+    /// Counts one attempt at `action` (login, a mail request) from `client_ip` on the
+    /// account `email`, and returns the account's bucket so a success can reset it.
+    ///
+    /// # Errors
+    /// `RateLimited` once either limit is exceeded; `Unavailable` without Redis.
+    pub async fn limit_attempts(
+        &self,
+        action: &str,
+        client_ip: &str,
+        email: &Email,
+    ) -> Result<String, AppError> {
+        self.limiter
+            .hit(&format!("{action}:ip:{client_ip}"), self.login_limit_per_ip())
+            .await?;
+        // Hashed: rate-limit keys should not spell out who is being targeted.
+        let account = hex::encode(Sha256::digest(email.as_ref()));
+        let bucket = format!("{action}:account:{account}");
+        self.limiter
+            .hit(&bucket, self.login_limit_per_account())
+            .await?;
+        Ok(bucket)
     }
 
     pub fn login_limit_per_ip(&self) -> Limit {

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use juniper::{GraphQLObject, ID, graphql_object};
 use secrecy::SecretString;
-use sha2::{Digest, Sha256};
 
 use crate::{
     domain::{Email, Password, Role, UserId},
@@ -116,19 +115,9 @@ pub async fn login(
     password: String,
 ) -> Result<LoginPayload, AppError> {
     let auth = &context.state.auth;
-    auth.limiter
-        .hit(
-            &format!("login:ip:{}", context.auth.client_ip()),
-            auth.login_limit_per_ip(),
-        )
-        .await?;
     let email = Email::parse(&email)?;
-    let account_bucket = format!(
-        "login:account:{}",
-        hex::encode(Sha256::digest(email.as_ref()))
-    );
-    auth.limiter
-        .hit(&account_bucket, auth.login_limit_per_account())
+    let account_bucket = auth
+        .limit_attempts("login", context.auth.client_ip(), &email)
         .await?;
 
     let user = context.state.storage.find_by_email(&email).await?;

@@ -67,6 +67,19 @@ pub async fn signed_in(app: &TestApp) -> (String, String) {
     (email, token)
 }
 
+/// The raw login response, to inspect its headers.
+async fn post_login(app: &TestApp, email: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { email } } }",
+            "variables": { "e": email, "p": PASSWORD },
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
 pub async fn me(app: &TestApp, token: &str) -> Value {
     graphql(app, Some(token), ME, json!({})).await
 }
@@ -98,16 +111,7 @@ async fn the_session_cookie_is_hardened_and_authenticates() {
     let email = unique_email();
     register(&app, &email, PASSWORD).await;
 
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({
-            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { email } } }",
-            "variables": { "e": email, "p": PASSWORD },
-        }))
-        .send()
-        .await
-        .unwrap();
+    let response = post_login(&app, &email).await;
     let set_cookie = response.headers()["set-cookie"]
         .to_str()
         .unwrap()
@@ -141,16 +145,7 @@ async fn production_cookies_are_host_prefixed_and_secure() {
     let email = unique_email();
     register(&app, &email, PASSWORD).await;
 
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({
-            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { email } } }",
-            "variables": { "e": email, "p": PASSWORD },
-        }))
-        .send()
-        .await
-        .unwrap();
+    let response = post_login(&app, &email).await;
 
     let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
     assert!(set_cookie.starts_with("__Host-session="), "{set_cookie}");
