@@ -142,3 +142,74 @@ async fn readiness_includes_the_mail_transport() {
         .expect("no mail check");
     assert_eq!(mail["ok"], true);
 }
+
+/// A minimal SMTP server: accepts one message and hands back its DATA section.
+async fn receive_one_message(listener: tokio::net::TcpListener) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let (stream, _) = listener.accept().await.unwrap();
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = BufReader::new(reader).lines();
+    writer.write_all(b"220 test ESMTP\r\n").await.unwrap();
+    let mut data = String::new();
+    let mut in_data = false;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if in_data {
+            if line == "." {
+                in_data = false;
+                writer.write_all(b"250 queued\r\n").await.unwrap();
+            } else {
+                data.push_str(&line);
+                data.push('\n');
+            }
+            continue;
+        }
+        let command = line.to_ascii_uppercase();
+        let reply: &[u8] = if command.starts_with("EHLO") || command.starts_with("HELO") {
+            b"250 test\r\n"
+        } else if command.starts_with("DATA") {
+            in_data = true;
+            b"354 go ahead\r\n"
+        } else if command.starts_with("QUIT") {
+            writer.write_all(b"221 bye\r\n").await.unwrap();
+            break;
+        } else {
+            b"250 ok\r\n"
+        };
+        writer.write_all(reply).await.unwrap();
+    }
+    data
+}
+
+#[tokio::test]
+async fn the_smtp_transport_delivers_text_and_html_to_an_smtp_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(receive_one_message(listener));
+    let settings = MailSettings {
+        transport: TransportKind::Smtp,
+        smtp_url: SecretString::from(format!("smtp://127.0.0.1:{port}")),
+        file_dir: std::env::temp_dir(),
+        from: "App <no-reply@example.com>".into(),
+        base_url: "http://localhost".into(),
+        timeout_secs: 5,
+    };
+    let transport = Arc::new(SmtpTransport::new(&settings).unwrap());
+    let mailer = Mailer::new(transport, &settings.from, &settings.base_url).unwrap();
+
+    mailer
+        .send("ada@example.com", &templates::test_message())
+        .await
+        .unwrap();
+    drop(mailer); // closes the pooled connection, so the server sees QUIT or EOF
+
+    let received = tokio::time::timeout(std::time::Duration::from_secs(5), server)
+        .await
+        .expect("the SMTP session did not end");
+    let data = decode_quoted_printable(&received.unwrap());
+    assert!(data.contains("To: ada@example.com"), "{data}");
+    assert!(data.contains("Subject: Test message"), "{data}");
+    assert!(data.contains("Content-Type: text/plain"), "{data}");
+    assert!(data.contains("Content-Type: text/html"), "{data}");
+    assert!(data.contains("This message proves that the mail settings work."), "{data}");
+}
