@@ -7,7 +7,8 @@ mod health;
 mod helpers;
 {% if email %}mod mail;
 {% endif %}{% if auth %}mod redis_server;
-{% endif %}mod storage;
+{% endif %}mod shutdown;
+mod storage;
 {%- if auth %}
 mod users_storage;
 {%- endif %}
