@@ -93,9 +93,13 @@ pub async fn register(
     email: String,
     password: String,
 ) -> Result<RegisterPayload, AppError> {
+    let auth = &context.state.auth;
     let email = Email::parse(&email)?;
     let password = Password::parse(SecretString::from(password))?;
-    let hash = context.state.auth.passwords.hash(&password).await?;
+    // Each registration costs a bcrypt hash: cap them per client like logins.
+    let client = format!("register:ip:{}", context.auth.client_ip());
+    auth.limiter.hit(&client, auth.login_limit_per_ip()).await?;
+    let hash = auth.passwords.hash(&password).await?;
     let user = User::new(email, hash);
     let outcome = context.state.storage.insert(&user).await;
 {%- if email %}

@@ -356,6 +356,18 @@ async fn login_is_rate_limited_per_client_ip_across_accounts() {
 }
 
 #[tokio::test]
+async fn registration_is_rate_limited_per_client_ip() {
+    let app = spawn_app_with(|s| s.auth.login_attempts_per_ip = 2).await;
+
+    for _ in 0..2 {
+        register(&app, &unique_email(), PASSWORD).await;
+    }
+    let limited = register(&app, &unique_email(), PASSWORD).await;
+
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+}
+
+#[tokio::test]
 async fn batched_login_attempts_count_one_each() {
     let app = spawn_app_with(|s| s.auth.login_attempts_per_account = 3).await;
     let (email, _) = signed_in(&app).await;
