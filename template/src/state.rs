@@ -1,6 +1,6 @@
 //! Handles shared by every request: cheap to clone, safe to send across threads.
 
-{% if auth %}use std::{sync::Arc, time::Duration};{% else %}use std::time::Duration;{% endif %}
+{% if auth or email %}use std::{sync::Arc, time::Duration};{% else %}use std::time::Duration;{% endif %}
 
 use anyhow::Context as _;
 
@@ -16,7 +16,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
 {%- endif %}
 {%- if email %}
-    pub mailer: Mailer,
+    pub mailer: Arc<Mailer>,
 {%- endif %}
     /// Longest wait on a dependency in a health check.
     pub health_timeout: Duration,
@@ -39,6 +39,7 @@ impl AppState {
 {%- endif %}
 {%- if email %}
         let mailer = Mailer::from_settings(&settings.mail).context("Invalid mail settings")?;
+        let mailer = Arc::new(mailer);
 {%- endif %}
         Ok(Self {
             storage,

@@ -68,9 +68,7 @@ impl Auth {
         client_ip: &str,
         email: &Email,
     ) -> Result<String, AppError> {
-        self.limiter
-            .hit(&format!("{action}:ip:{client_ip}"), self.login_limit_per_ip())
-            .await?;
+        self.limit_client(action, client_ip).await?;
         // Hashed: rate-limit keys should not spell out who is being targeted.
         let account = hex::encode(Sha256::digest(email.as_ref()));
         let bucket = format!("{action}:account:{account}");
@@ -78,6 +76,16 @@ impl Auth {
             .hit(&bucket, self.login_limit_per_account())
             .await?;
         Ok(bucket)
+    }
+
+    /// Counts one attempt at `action` from `client_ip` against the per-IP limit.
+    ///
+    /// # Errors
+    /// `RateLimited` once the limit is exceeded; `Unavailable` without Redis.
+    pub async fn limit_client(&self, action: &str, client_ip: &str) -> Result<(), AppError> {
+        self.limiter
+            .hit(&format!("{action}:ip:{client_ip}"), self.login_limit_per_ip())
+            .await
     }
 
     pub fn login_limit_per_ip(&self) -> Limit {

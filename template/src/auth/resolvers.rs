@@ -97,8 +97,7 @@ pub async fn register(
     let email = Email::parse(&email)?;
     let password = Password::parse(SecretString::from(password))?;
     // Each registration costs a bcrypt hash: cap them per client like logins.
-    let client = format!("register:ip:{}", context.auth.client_ip());
-    auth.limiter.hit(&client, auth.login_limit_per_ip()).await?;
+    auth.limit_client("register", context.auth.client_ip()).await?;
     let hash = auth.passwords.hash(&password).await?;
     let user = User::new(email, hash);
     let outcome = context.state.storage.insert(&user).await;

@@ -107,12 +107,13 @@ impl SessionStore {
     pub async fn create(&self, user_id: UserId) -> Result<SessionToken, AppError> {
         let token = SessionToken::generate()?;
         let id_hash = hash(token.expose());
+        let session = self.session_key(&id_hash);
         let now = unix_now();
         let user_sessions = self.user_sessions_key(user_id);
         redis::pipe()
             .atomic()
             .hset_multiple(
-                self.session_key(&id_hash),
+                &session,
                 &[
                     ("user_id", user_id.to_string()),
                     ("created_at", now.to_string()),
@@ -120,7 +121,7 @@ impl SessionStore {
                 ],
             )
             .ignore()
-            .expire(self.session_key(&id_hash), seconds(self.idle))
+            .expire(&session, seconds(self.idle))
             .ignore()
             .sadd(&user_sessions, &id_hash)
             .ignore()

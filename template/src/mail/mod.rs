@@ -31,7 +31,6 @@ pub enum MailError {
 }
 
 /// Sends [`Mail`] from the configured sender, with links rooted at `base_url`.
-#[derive(Clone)]
 pub struct Mailer {
     transport: Arc<dyn MailTransport>,
     from: Mailbox,

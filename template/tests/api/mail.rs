@@ -5,7 +5,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use {{crate_name}}::mail::{FileTransport, MailSettings, Mailer, SmtpTransport, TransportKind, templates};
+use {{crate_name}}::mail::{FileTransport, MailSettings, Mailer, TransportKind, templates};
 
 use crate::helpers::{TestApp, spawn_app};
 
@@ -111,19 +111,23 @@ async fn an_invalid_recipient_is_refused_before_sending() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+/// A mailer delivering over SMTP to `smtp_url`, built from settings as at start-up.
+fn smtp_mailer(smtp_url: &str, timeout_secs: u64) -> Mailer {
+    Mailer::from_settings(&MailSettings {
+        transport: TransportKind::Smtp,
+        smtp_url: SecretString::from(smtp_url),
+        file_dir: std::env::temp_dir(),
+        from: "App <no-reply@example.com>".into(),
+        base_url: "http://localhost".into(),
+        timeout_secs,
+    })
+    .unwrap()
+}
+
 #[tokio::test]
 async fn an_unreachable_smtp_server_fails_the_check() {
-    let settings = MailSettings {
-        transport: TransportKind::Smtp,
-        // Nothing listens on port 1.
-        smtp_url: SecretString::from("smtp://127.0.0.1:1"),
-        file_dir: std::env::temp_dir(),
-        from: "no-reply@example.com".into(),
-        base_url: "http://localhost".into(),
-        timeout_secs: 2,
-    };
-    let transport = Arc::new(SmtpTransport::new(&settings).unwrap());
-    let mailer = Mailer::new(transport, &settings.from, &settings.base_url).unwrap();
+    // Nothing listens on port 1.
+    let mailer = smtp_mailer("smtp://127.0.0.1:1", 2);
 
     assert!(mailer.check().await.is_err());
 }
@@ -186,16 +190,7 @@ async fn the_smtp_transport_delivers_text_and_html_to_an_smtp_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(receive_one_message(listener));
-    let settings = MailSettings {
-        transport: TransportKind::Smtp,
-        smtp_url: SecretString::from(format!("smtp://127.0.0.1:{port}")),
-        file_dir: std::env::temp_dir(),
-        from: "App <no-reply@example.com>".into(),
-        base_url: "http://localhost".into(),
-        timeout_secs: 5,
-    };
-    let transport = Arc::new(SmtpTransport::new(&settings).unwrap());
-    let mailer = Mailer::new(transport, &settings.from, &settings.base_url).unwrap();
+    let mailer = smtp_mailer(&format!("smtp://127.0.0.1:{port}"), 5);
 
     mailer
         .send("ada@example.com", &templates::test_message())
