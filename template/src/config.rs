@@ -27,9 +27,14 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub graphql: GraphqlSettings,
     pub telemetry: TelemetrySettings,
-{%- if auth %}
+{%- if uses_redis %}
     pub redis: crate::redis::RedisSettings,
+{%- endif %}
+{%- if auth %}
     pub auth: crate::auth::AuthSettings,
+{%- endif %}
+{%- if queue %}
+    pub jobs: crate::jobs::JobSettings,
 {%- endif %}
 {%- if email %}
     pub mail: crate::mail::MailSettings,

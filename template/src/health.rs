@@ -28,7 +28,7 @@ pub async fn readiness(state: &AppState) -> HealthReport {
     let checks = vec![
         // One line per dependency; modules add theirs.
         check("database", timeout, state.storage.ping(timeout)).await,
-{%- if auth %}
+{%- if uses_redis %}
         check("redis", timeout, state.redis.ping()).await,
 {%- endif %}
 {%- if email %}

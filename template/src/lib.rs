@@ -7,8 +7,10 @@
 pub mod graphql;
 pub mod health;
 pub mod http;
+{% if queue %}pub mod jobs;
+{% endif %}
 {% if email %}pub mod mail;
-{% endif %}{% if auth %}pub mod redis;
+{% endif %}{% if uses_redis %}pub mod redis;
 {% endif %}pub mod startup;
 pub mod state;
 pub mod storage;

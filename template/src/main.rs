@@ -39,7 +39,34 @@ enum Command {
         to: String,
     },
 {%- endif %}
+{%- if queue %}
+    /// Run background jobs until SIGTERM or Ctrl-C.
+    Worker,
+    /// Inspect the job queue.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+{%- endif %}
 }
+{%- if queue %}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Count jobs per state.
+    Stats,
+    /// List jobs that ran out of attempts.
+    Dead,
+    /// Queue dead jobs again with fresh attempts.
+    Retry {
+        /// Ids printed by `jobs dead`.
+        ids: Vec<String>,
+        /// Every dead job.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+{%- endif %}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -58,11 +85,31 @@ async fn main() -> anyhow::Result<()> {
 {%- if email %}
         Command::SendTestMail { to } => {{crate_name}}::mail::send_test_mail(&to).await,
 {%- endif %}
+{%- if queue %}
+        Command::Worker => {
+            let settings = load_settings()?;
+            init_subscriber(get_subscriber(&settings.telemetry, std::io::stdout))?;
+            {{crate_name}}::jobs::cli::run_worker(settings).await
+        }
+        Command::Jobs { command } => {
+            use {{crate_name}}::jobs::cli;
+            let settings = load_settings()?;
+            match command {
+                JobsCommand::Stats => cli::print_stats(&settings).await,
+                JobsCommand::Dead => cli::print_dead(&settings).await,
+                JobsCommand::Retry { ids, all } => cli::retry(&settings, ids, all).await,
+            }
+        }
+{%- endif %}
     }
 }
 
+fn load_settings() -> anyhow::Result<Settings> {
+    Settings::load().context("Failed to load the configuration")
+}
+
 async fn serve() -> anyhow::Result<()> {
-    let settings = Settings::load().context("Failed to load the configuration")?;
+    let settings = load_settings()?;
     init_subscriber(get_subscriber(&settings.telemetry, std::io::stdout))?;
     let application = Application::build(settings).await?;
     tracing::info!(port = application.port(), "Listening");

@@ -4,19 +4,27 @@
 
 use anyhow::Context as _;
 
-{% if email %}use crate::mail::Mailer;
-{% endif %}{% if auth %}use crate::{auth::Auth, redis::Redis};
+{% if auth %}use crate::auth::Auth;
+{% endif %}{% if queue %}use crate::jobs::Jobs;
+{% endif %}{% if email %}use crate::mail::Mailer;
+{% endif %}{% if uses_redis %}use crate::redis::Redis;
 {% endif %}use crate::{config::Settings, storage::Storage};
 
 #[derive(Clone)]
 pub struct AppState {
     pub storage: Storage,
-{%- if auth %}
+{%- if uses_redis %}
     pub redis: Redis,
+{%- endif %}
+{%- if auth %}
     pub auth: Arc<Auth>,
 {%- endif %}
 {%- if email %}
     pub mailer: Arc<Mailer>,
+{%- endif %}
+{%- if queue %}
+    /// Enqueues background jobs for the worker process.
+    pub jobs: Jobs,
 {%- endif %}
     /// Longest wait on a dependency in a health check.
     pub health_timeout: Duration,
@@ -31,10 +39,12 @@ impl AppState {
         let storage = Storage::connect(&settings.database)
             .await
             .context("Failed to connect to the database")?;
-{%- if auth %}
+{%- if uses_redis %}
         let redis = Redis::connect(&settings.redis)
             .await
             .context("Failed to connect to Redis")?;
+{%- endif %}
+{%- if auth %}
         let auth = Arc::new(Auth::new(&settings.auth, redis.clone()));
 {%- endif %}
 {%- if email %}
@@ -43,8 +53,13 @@ impl AppState {
 {%- endif %}
         Ok(Self {
             storage,
-{%- if auth %}
+{%- if queue %}
+            jobs: Jobs::connect(&redis, &settings.jobs),
+{%- endif %}
+{%- if uses_redis %}
             redis,
+{%- endif %}
+{%- if auth %}
             auth,
 {%- endif %}
 {%- if email %}

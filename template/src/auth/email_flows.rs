@@ -1,7 +1,8 @@
 //! Email confirmation and password recovery: the account flows that need the mailer.
 //!
 //! Answers never depend on whether an address has an account (OWASP ASVS 5.0 V6.3.8), and
-//! a failed delivery is logged rather than reported, for the same reason.
+//! a failed delivery is logged rather than reported, for the same reason.{% if queue %} Mail goes
+//! out through the job queue: requests never wait for the mail server.{% endif %}
 
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use crate::{
     domain::{Email, Password},
     error::AppError,
     graphql::Context,
+{%- if queue %}
+    jobs::Job,
+{%- endif %}
     mail::Mail,
     storage::{
         StorageError,
@@ -41,12 +45,27 @@ fn tokens(context: &Context) -> OneTimeTokens {
     OneTimeTokens::new(context.state.redis.clone())
 }
 
+{%- if queue %}
+/// Queues `mail` for the worker, which retries while the mail server fails; a failure to
+/// queue is logged rather than returned (see the module docs).
+async fn deliver(context: &Context, to: &Email, mail: Mail) {
+    let subject = mail.subject.clone();
+    let job = Job::SendMail {
+        to: to.as_ref().to_string(),
+        mail,
+    };
+    if let Err(error) = context.state.jobs.enqueue(job).await {
+        tracing::error!(error = %error, %subject, "Failed to queue an account mail");
+    }
+}
+{%- else %}
 /// Sends `mail`, logging rather than returning a failure (see the module docs).
 async fn deliver(context: &Context, to: &Email, mail: Mail) {
     if let Err(error) = context.state.mailer.send(to.as_ref(), &mail).await {
         tracing::error!(error = %error, subject = %mail.subject, "Failed to send an account mail");
     }
 }
+{%- endif %}
 
 /// Issues a token for `purpose` and mails its link, made with `template(link, expiry)`.
 async fn send_link(

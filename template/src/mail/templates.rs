@@ -1,8 +1,8 @@
 //! Message templates: every mail has a text and an HTML body built from the same parts,
 //! with user data HTML-escaped. Edit the wording here.
 
-/// A message ready to send.
-#[derive(Debug, Clone)]
+/// A message ready to send; serializable so that a job can carry it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mail {
     pub subject: String,
     pub text: String,

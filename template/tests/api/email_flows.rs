@@ -10,8 +10,9 @@ use crate::{
     mail::SentMail,
 };
 
-fn last_mail_to(app: &TestApp, to: &str) -> SentMail {
+async fn last_mail_to(app: &TestApp, to: &str) -> SentMail {
     app.mails_to(to)
+        .await
         .pop()
         .unwrap_or_else(|| panic!("no mail to {to}"))
 }
@@ -65,7 +66,7 @@ async fn the_confirmation_link_confirms_the_address_once() {
     register(&app, &email, PASSWORD).await;
     assert!(!email_confirmed(&app, &email).await);
 
-    let mail = last_mail_to(&app, &email);
+    let mail = last_mail_to(&app, &email).await;
     let first = confirm(&app, &token_in(&mail)).await;
     let again = confirm(&app, &token_in(&mail)).await;
 
@@ -84,7 +85,7 @@ async fn registering_a_taken_address_mails_its_owner_and_answers_the_same() {
     let second = register(&app, &email, "someone else's password").await;
 
     assert_eq!(first, second);
-    let mails = app.mails_to(&email);
+    let mails = app.mails_to(&email).await;
     assert_eq!(mails.len(), 2);
     assert_eq!(
         mails[1].subject(),
@@ -101,14 +102,14 @@ async fn resending_confirmation_answers_the_same_for_unknown_addresses() {
     let app = spawn_app().await;
     let email = unique_email();
     register(&app, &email, PASSWORD).await;
-    let first_token = token_in(&last_mail_to(&app, &email));
+    let first_token = token_in(&last_mail_to(&app, &email).await);
     let resend = "mutation($e: String!) { resendConfirmation(email: $e) }";
 
     let known = graphql(&app, None, resend, json!({ "e": email })).await;
     let unknown = graphql(&app, None, resend, json!({ "e": unique_email() })).await;
 
     assert_eq!(known, unknown);
-    let second_token = token_in(&last_mail_to(&app, &email));
+    let second_token = token_in(&last_mail_to(&app, &email).await);
     assert_ne!(first_token, second_token);
     // Issuing a new link voids the previous one.
     assert_eq!(
@@ -128,7 +129,7 @@ async fn a_password_reset_ends_every_session_and_sets_the_new_password() {
     let new_password = "a brand new passphrase";
 
     let requested = request_reset(&app, &email).await;
-    let mail = last_mail_to(&app, &email);
+    let mail = last_mail_to(&app, &email).await;
     let answer = reset(&app, &token_in(&mail), new_password).await;
 
     assert!(requested["data"]["requestPasswordReset"].is_string());
@@ -141,7 +142,7 @@ async fn a_password_reset_ends_every_session_and_sets_the_new_password() {
     );
     login(&app, &email, new_password).await;
     assert_eq!(
-        last_mail_to(&app, &email).subject(),
+        last_mail_to(&app, &email).await.subject(),
         "Your password was changed"
     );
 }
@@ -151,7 +152,7 @@ async fn a_reset_link_works_once() {
     let app = spawn_app().await;
     let (email, _) = signed_in(&app).await;
     request_reset(&app, &email).await;
-    let token = token_in(&last_mail_to(&app, &email));
+    let token = token_in(&last_mail_to(&app, &email).await);
 
     reset(&app, &token, "first new password").await;
     let again = reset(&app, &token, "second new password").await;
@@ -165,7 +166,7 @@ async fn a_confirmation_token_cannot_reset_a_password() {
     let app = spawn_app().await;
     let email = unique_email();
     register(&app, &email, PASSWORD).await;
-    let confirmation = token_in(&last_mail_to(&app, &email));
+    let confirmation = token_in(&last_mail_to(&app, &email).await);
 
     let answer = reset(&app, &confirmation, "an attacker's password").await;
 
@@ -178,7 +179,7 @@ async fn an_expired_reset_link_is_refused() {
     let app = spawn_app_with(|s| s.auth.reset_token_ttl_secs = 1).await;
     let (email, _) = signed_in(&app).await;
     request_reset(&app, &email).await;
-    let token = token_in(&last_mail_to(&app, &email));
+    let token = token_in(&last_mail_to(&app, &email).await);
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let answer = reset(&app, &token, "too late for this").await;
@@ -196,7 +197,7 @@ async fn reset_requests_answer_the_same_for_unknown_addresses() {
     let unknown = request_reset(&app, &stranger).await;
 
     assert_eq!(known, unknown);
-    assert!(app.mails_to(&stranger).is_empty());
+    assert!(app.mails_to(&stranger).await.is_empty());
 }
 
 #[tokio::test]
@@ -219,7 +220,7 @@ async fn unconfirmed_accounts_can_be_kept_from_signing_in() {
     register(&app, &email, PASSWORD).await;
 
     let refused = try_login(&app, None, &email, PASSWORD).await;
-    confirm(&app, &token_in(&last_mail_to(&app, &email))).await;
+    confirm(&app, &token_in(&last_mail_to(&app, &email).await)).await;
 
     assert_eq!(error_code(&refused), "UNAUTHENTICATED");
     login(&app, &email, PASSWORD).await;
@@ -239,7 +240,7 @@ async fn changing_the_password_sends_a_notice() {
     .await;
 
     assert_eq!(
-        last_mail_to(&app, &email).subject(),
+        last_mail_to(&app, &email).await.subject(),
         "Your password was changed"
     );
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use {{crate_name}}::{
     config::{DatabaseSettings, LogFormat, Settings, TelemetrySettings},
     startup::Application,
-{%- if auth %}
+{%- if auth or queue %}
     state::AppState,
 {%- endif %}
     storage::Storage,
@@ -33,13 +33,17 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-{%- if auth %}
+{%- if auth or queue %}
     /// The app's connections, to arrange state the API cannot (e.g. an admin).
     pub state: AppState,
 {%- endif %}
 {%- if email %}
     /// Where the file transport writes this app's mails; see `mail.rs` for readers.
     pub mail_dir: tempfile::TempDir,
+{%- endif %}
+{%- if queue %}
+    /// The app's own in-process worker runs until this is dropped.
+    _stop_worker: tokio::sync::watch::Sender<bool>,
 {%- endif %}
 }
 
@@ -91,10 +95,12 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database.url = SecretString::from("embedded://memory");
     settings.graphql.introspection = true;
     settings.graphql.graphiql = true;
-{%- if auth %}
+{%- if uses_redis %}
     settings.redis.url = SecretString::from(crate::redis_server::url());
     // A key prefix per app keeps tests sharing one Redis apart.
     settings.redis.key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+{%- endif %}
+{%- if auth %}
     // The minimum cost: tests check behaviour, not hashing strength.
     settings.auth.bcrypt_cost = 4;
 {%- endif %}
@@ -103,24 +109,36 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.mail.transport = {{crate_name}}::mail::TransportKind::File;
     settings.mail.file_dir = mail_dir.path().to_path_buf();
 {%- endif %}
+{%- if queue %}
+    // Failed jobs retry quickly: tests wait on them.
+    settings.jobs.backoff_min_ms = 50;
+    settings.jobs.backoff_max_secs = 1;
+{%- endif %}
     customise(&mut settings);
+{%- if queue %}
+    let (stop_worker, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn({{crate_name}}::jobs::cli::work(settings.clone(), shutdown));
+{%- endif %}
 
     let application = Application::build(settings)
         .await
         .expect("Failed to build the application");
     let address = format!("http://127.0.0.1:{}", application.port());
-{%- if auth %}
+{%- if auth or queue %}
     let state = application.state().clone();
 {%- endif %}
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
-{%- if auth %}
+{%- if auth or queue %}
         state,
 {%- endif %}
 {%- if email %}
         mail_dir,
+{%- endif %}
+{%- if queue %}
+        _stop_worker: stop_worker,
 {%- endif %}
     }
 }

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use {{crate_name}}::mail::{FileTransport, MailSettings, Mailer, TransportKind, templates};
+{% if queue %}use {{crate_name}}::jobs::Job;
+{% endif %}use {{crate_name}}::mail::{FileTransport, MailSettings, Mailer, TransportKind, templates};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app{% if queue %}, spawn_app_with{% endif %}};
 
 /// A message as the file transport wrote it, quoted-printable decoded (lettre encodes
 /// bodies with long lines, such as links, that way).
@@ -25,8 +26,11 @@ impl SentMail {
 }
 
 impl TestApp {
-    /// Every mail sent to `to`, oldest first.
-    pub fn mails_to(&self, to: &str) -> Vec<SentMail> {
+    /// Every mail sent to `to`, oldest first{% if queue %}, once the queue has run dry{% endif %}.
+    pub async fn mails_to(&self, to: &str) -> Vec<SentMail> {
+{%- if queue %}
+        self.wait_for_jobs().await;
+{%- endif %}
         let mut files: Vec<_> = std::fs::read_dir(self.mail_dir.path())
             .unwrap()
             .filter_map(Result::ok)
@@ -82,7 +86,7 @@ async fn the_file_transport_writes_a_message_with_text_and_html() {
         .await
         .unwrap();
 
-    let mails = app.mails_to("ada@example.com");
+    let mails = app.mails_to("ada@example.com").await;
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].subject(), "Test message");
     assert!(
@@ -147,7 +151,7 @@ async fn readiness_includes_the_mail_transport() {
     assert_eq!(mail["ok"], true);
 }
 
-/// A minimal SMTP server: accepts one message and hands back its DATA section.
+/// A minimal SMTP server: accepts one message, hands back its DATA section and hangs up.
 async fn receive_one_message(listener: tokio::net::TcpListener) -> String {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -160,8 +164,8 @@ async fn receive_one_message(listener: tokio::net::TcpListener) -> String {
     while let Some(line) = lines.next_line().await.unwrap() {
         if in_data {
             if line == "." {
-                in_data = false;
                 writer.write_all(b"250 queued\r\n").await.unwrap();
+                break;
             } else {
                 data.push_str(&line);
                 data.push('\n');
@@ -208,3 +212,39 @@ async fn the_smtp_transport_delivers_text_and_html_to_an_smtp_server() {
     assert!(data.contains("Content-Type: text/html"), "{data}");
     assert!(data.contains("This message proves that the mail settings work."), "{data}");
 }
+{%- if queue %}
+
+#[tokio::test]
+async fn queued_mail_is_retried_until_the_smtp_server_answers() {
+    // A free port that nothing listens on until the "server comes back".
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let app = spawn_app_with(|settings| {
+        settings.mail.transport = TransportKind::Smtp;
+        settings.mail.smtp_url = SecretString::from(format!("smtp://127.0.0.1:{port}"));
+        settings.mail.timeout_secs = 1;
+        settings.jobs.max_attempts = 100;
+    })
+    .await;
+    let job = Job::SendMail {
+        to: "ada@example.com".into(),
+        mail: templates::test_message(),
+    };
+
+    app.state.jobs.enqueue(job).await.unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let stats = app.state.jobs.stats().await.unwrap();
+    assert_eq!((stats.running, stats.dead), (1, 0), "still retrying: {stats:?}");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let received = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        receive_one_message(listener),
+    )
+    .await
+    .expect("the mail was not retried");
+    assert!(decode_quoted_printable(&received).contains("Subject: Test message"));
+}
+{%- endif %}

@@ -6,7 +6,9 @@
 mod health;
 mod helpers;
 {% if email %}mod mail;
-{% endif %}{% if auth %}mod redis_server;
+{% endif %}{% if queue %}mod jobs;
+mod jobs_worker;
+{% endif %}{% if uses_redis %}mod redis_server;
 {% endif %}mod shutdown;
 mod storage;
 {%- if auth %}

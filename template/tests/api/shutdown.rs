@@ -18,7 +18,7 @@ fn start_server() -> (std::process::Child, u16) {
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-{%- if auth %}
+{%- if uses_redis %}
     command.env("APP_REDIS__URL", crate::redis_server::url());
 {%- endif %}
 {%- if email %}

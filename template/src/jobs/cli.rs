@@ -1,0 +1,126 @@
+//! The `worker` and `jobs …` commands.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use super::{Job, JobContext, Jobs, perform, worker};
+{% if email %}use crate::mail::Mailer;
+{% endif %}use crate::{config::Settings, redis::Redis};
+
+async fn connect(settings: &Settings) -> anyhow::Result<Jobs> {
+    let redis = Redis::connect(&settings.redis)
+        .await
+        .context("Failed to connect to Redis")?;
+    Ok(Jobs::connect(&redis, &settings.jobs))
+}
+
+/// `worker`: runs jobs until SIGTERM or Ctrl-C, then drains (see [`worker::run`]).
+///
+/// # Errors
+/// Fails on bad settings or when Redis is unreachable at start-up.
+pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Stopping: finishing running jobs");
+        let _ = stop.send(true);
+    });
+    work(settings, shutdown).await?;
+    tracing::info!("Worker stopped");
+    Ok(())
+}
+
+/// Runs the service's jobs until `shutdown` turns true or its sender is dropped; the
+/// worker process and the API tests share it.
+///
+/// # Errors
+/// Fails on bad settings or when Redis is unreachable at start-up.
+pub async fn work(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let jobs = connect(&settings).await?;
+    let context = Arc::new(JobContext {
+        jobs: jobs.clone(),
+        settings: settings.jobs.clone(),
+{%- if email %}
+        mailer: Arc::new(Mailer::from_settings(&settings.mail).context("Invalid mail settings")?),
+{%- endif %}
+    });
+    let purges = tokio::spawn(schedule_purges(jobs.clone(), settings.jobs.purge_interval()));
+    tracing::info!(concurrency = settings.jobs.concurrency, "Worker started");
+    let result = worker::run(jobs, &settings.jobs, move |job| perform(job, context.clone()), shutdown).await;
+    purges.abort();
+    result
+}
+
+/// Enqueues one purge per period, however many workers run.
+async fn schedule_purges(jobs: Jobs, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let period = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            / every.as_secs();
+        let key = format!("purge-finished-jobs:{period}");
+        if let Err(error) = jobs.enqueue_once(Job::PurgeFinishedJobs, &key).await {
+            tracing::warn!(error = %error, "Failed to schedule the purge of finished jobs");
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `jobs stats`: counts per state, as JSON.
+///
+/// # Errors
+/// Fails when Redis is unreachable.
+pub async fn print_stats(settings: &Settings) -> anyhow::Result<()> {
+    let stats = connect(settings).await?.stats().await?;
+    println!("{}", serde_json::to_string_pretty(&stats)?);
+    Ok(())
+}
+
+/// `jobs dead`: the dead set, one JSON object per line.
+///
+/// # Errors
+/// Fails when Redis is unreachable.
+pub async fn print_dead(settings: &Settings) -> anyhow::Result<()> {
+    for job in connect(settings).await?.dead().await? {
+        println!("{}", serde_json::to_string(&job)?);
+    }
+    Ok(())
+}
+
+/// `jobs retry`: queues the given dead jobs again, or all of them.
+///
+/// # Errors
+/// Fails when Redis is unreachable or an id names no dead job.
+pub async fn retry(settings: &Settings, ids: Vec<String>, all: bool) -> anyhow::Result<()> {
+    let jobs = connect(settings).await?;
+    let ids = if all {
+        jobs.dead().await?.into_iter().map(|job| job.id).collect()
+    } else {
+        ids
+    };
+    for id in &ids {
+        anyhow::ensure!(jobs.retry_dead(id).await?, "No dead job has the id {id}");
+        println!("Queued {id} again");
+    }
+    Ok(())
+}

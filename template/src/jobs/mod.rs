@@ -1,0 +1,70 @@
+//! Background jobs: typed definitions, the queue every request can enqueue on, and the
+//! worker process (`{{project-name}} worker`) that runs them.
+//!
+//! Add a job: a variant on [`Job`], its arm in [`perform`]; enqueue it with
+//! `context.state.jobs.enqueue(Job::…)` from any resolver. Handlers run at least once
+//! (see [`worker`]), so make them idempotent.
+
+pub mod cli;
+mod queue;
+mod scripts;
+mod settings;
+pub mod worker;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+{% if email %}use crate::mail::{Mail, Mailer};
+{% endif %}pub use queue::{DeadJob, JobError, JobQueue, JobStats};
+pub use settings::JobSettings;
+
+/// The service's queue of [`Job`]s.
+pub type Jobs = JobQueue<Job>;
+
+impl Jobs {
+    /// The `jobs` queue under the service's Redis key prefix.
+    pub fn connect(redis: &crate::redis::Redis, settings: &JobSettings) -> Self {
+        JobQueue::new(redis, settings, "jobs")
+    }
+}
+
+/// Every kind of job, stored as JSON tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Job {
+{%- if email %}
+    /// Delivers one message; retried while the mail server fails.
+    SendMail { to: String, mail: Mail },
+{%- endif %}
+    /// Deletes the records of jobs finished longer ago than `jobs.retention_hours`.
+    PurgeFinishedJobs,
+}
+
+/// What handlers need, built once per worker process.
+pub struct JobContext {
+    pub jobs: Jobs,
+    pub settings: JobSettings,
+{%- if email %}
+    pub mailer: Arc<Mailer>,
+{%- endif %}
+}
+
+/// Runs one job.
+///
+/// # Errors
+/// Any error makes the worker retry the job, then bury it in the dead set.
+pub async fn perform(job: Job, context: Arc<JobContext>) -> anyhow::Result<()> {
+    match job {
+{%- if email %}
+        // Sending twice after a crash between delivery and acknowledgement is the
+        // accepted cost of never losing a message.
+        Job::SendMail { to, mail } => context.mailer.send(&to, &mail).await?,
+{%- endif %}
+        Job::PurgeFinishedJobs => {
+            let purged = context.jobs.purge(context.settings.retention()).await?;
+            tracing::info!(purged, "Purged finished jobs");
+        }
+    }
+    Ok(())
+}
