@@ -32,8 +32,10 @@ pub struct VariantReport {
 
 /// Where variants build: one directory for all, inside this repository's `target/`.
 pub fn shared_target_dir() -> PathBuf {
-    std::env::var_os("CI_VARIANTS_TARGET_DIR")
-        .map_or_else(|| repo_root().join("target").join("variants"), PathBuf::from)
+    std::env::var_os("CI_VARIANTS_TARGET_DIR").map_or_else(
+        || repo_root().join("target").join("variants"),
+        PathBuf::from,
+    )
 }
 
 /// Renders `example` into a fresh directory under `work_dir` and checks it.
@@ -77,7 +79,16 @@ fn run_checks(
     report.build_time = started.elapsed();
     let tests = cargo.run(&["test"])?;
     report.tests_passed = count_passed(&String::from_utf8_lossy(&tests.stdout));
-    let schema = cargo.run(&["run", "--quiet", "--", "schema"])?;
+    // The binary `cargo test` built: `cargo run` would build the dependencies again,
+    // without the features the dev-dependencies unify into them.
+    let binary = target_dir.join("debug").join(&example.name);
+    let schema = Command::new(&binary)
+        .arg("schema")
+        .output()
+        .with_context(|| format!("failed to run {}", binary.display()))?;
+    if !schema.status.success() {
+        bail!("schema failed:\n{}", tail(&schema.stderr));
+    }
     report.sdl = Some(String::from_utf8(schema.stdout).context("schema is not UTF-8")?);
     Ok(())
 }
@@ -155,7 +166,11 @@ pub fn table(reports: &[VariantReport]) -> String {
             report.render_time.as_secs_f64(),
             report.build_time.as_secs_f64(),
             report.tests_passed,
-            if report.failure.is_some() { "FAIL" } else { "ok" }
+            if report.failure.is_some() {
+                "FAIL"
+            } else {
+                "ok"
+            }
         );
     }
     for report in reports {
