@@ -43,7 +43,9 @@ impl Example {
 pub fn all() -> Result<Vec<Example>> {
     let dir = repo_root().join("examples");
     let mut examples = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("Failed to read {}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("Failed to read {}", dir.display()))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|ext| ext == "toml") {
             let name = path

@@ -3,5 +3,6 @@
 
 pub mod check;
 pub mod examples;
+pub mod lint;
 pub mod render;
 pub mod scan;

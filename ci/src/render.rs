@@ -36,7 +36,9 @@ impl Request {
 /// # Errors
 /// Fails with cargo-generate's message when a placeholder or hook refuses the input.
 pub fn render(request: &Request, destination: &Path) -> Result<PathBuf> {
-    let _guard = RENDER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = RENDER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let staging = stage_template()?;
     std::fs::create_dir_all(destination)
         .with_context(|| format!("Failed to create {}", destination.display()))?;

@@ -6,10 +6,15 @@ use ci::{
 };
 
 fn minimal() -> examples::Example {
-    examples::select(&["minimal".to_string()]).unwrap().remove(0)
+    examples::select(&["minimal".to_string()])
+        .unwrap()
+        .remove(0)
 }
 
-fn try_render(project_name: &str, defines: &[&str]) -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
+fn try_render(
+    project_name: &str,
+    defines: &[&str],
+) -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
     let dir = tempfile::tempdir().unwrap();
     let mut request = Request::example(&minimal(), project_name);
     request.defines = defines.iter().map(ToString::to_string).collect();
@@ -52,7 +57,10 @@ fn ports_outside_the_tcp_range_are_refused() {
 #[test]
 fn values_failing_a_placeholder_pattern_are_refused() {
     for define in ["http_port=80a", "mongodb_database=bad/name"] {
-        assert!(try_render("shop", &[define]).is_err(), "{define} was accepted");
+        assert!(
+            try_render("shop", &[define]).is_err(),
+            "{define} was accepted"
+        );
     }
 }
 

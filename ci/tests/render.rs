@@ -26,7 +26,11 @@ fn every_example_renders_without_leftover_tags() {
             leftovers.is_empty(),
             "{}: {}",
             example.name,
-            leftovers.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            leftovers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
 }
@@ -65,10 +69,11 @@ fn rendered_dependencies_per_variant() {
 /// harness covers the full product and no variant goes untested.
 #[test]
 fn examples_cover_every_combination_of_options() {
-    let config: toml::Table = std::fs::read_to_string(examples::repo_root().join("cargo-generate.toml"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let config: toml::Table =
+        std::fs::read_to_string(examples::repo_root().join("cargo-generate.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
     let options: Vec<String> = config["placeholders"]
         .as_table()
         .unwrap()
@@ -96,5 +101,9 @@ fn examples_cover_every_combination_of_options() {
         );
     }
 
-    assert_eq!(seen.len(), 1 << options.len(), "options {options:?}: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        1 << options.len(),
+        "options {options:?}: {seen:?}"
+    );
 }

@@ -1,7 +1,13 @@
 //! Readiness of the service's dependencies, shared by `/health/ready` and the GraphQL
 //! `health` field.
 
-use std::{fmt::Display, future::Future, time::Duration};
+use std::{
+    fmt::Display,
+    future::Future,
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
 
 use juniper::GraphQLObject;
 use serde::Serialize;
@@ -39,6 +45,27 @@ pub async fn readiness(state: &AppState) -> HealthReport {
         ready: checks.iter().all(|check| check.ok),
         checks,
     }
+}
+
+/// The `healthcheck` command's probe: asks the server on this host for `path` over
+/// HTTP/1.0 with the standard library alone, so the runtime image needs no curl.
+///
+/// # Errors
+/// Fails when nothing answers on `port` in time or the status is not 200.
+pub fn probe(port: u16, path: &str) -> anyhow::Result<()> {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let answer = String::from_utf8_lossy(&answer);
+    let status_line = answer.lines().next().unwrap_or_default();
+    anyhow::ensure!(
+        status_line.split(' ').nth(1) == Some("200"),
+        "{path} answered `{status_line}`"
+    );
+    Ok(())
 }
 
 async fn check<E: Display>(

@@ -22,6 +22,8 @@ enum Command {
     Serve,
     /// Print the GraphQL schema in SDL.
     Schema,
+    /// Exit 0 if the server on this host is ready: the container health check.
+    Healthcheck,
 {%- if auth %}
     /// Make an account an admin, creating it if it does not exist.
     CreateAdmin {
@@ -75,6 +77,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Schema => {
             print!("{}", schema::sdl());
             Ok(())
+        }
+        Command::Healthcheck => {
+            {{crate_name}}::health::probe(load_settings()?.http.port, "/health/ready")
         }
 {%- if auth %}
         Command::CreateAdmin {

@@ -1,5 +1,7 @@
 use serde_json::Value;
 
+use {{crate_name}}::health::probe;
+
 use crate::helpers::spawn_app;
 
 #[tokio::test]
@@ -38,4 +40,29 @@ async fn graphql_health_field_matches_the_readiness_probe() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"]["health"]["ready"], true);
     assert_eq!(body["data"]["health"]["checks"][0]["name"], "database");
+}
+
+#[tokio::test]
+async fn the_healthcheck_probe_passes_only_on_a_ready_answer() {
+    let app = spawn_app().await;
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+
+    let outcomes = tokio::task::spawn_blocking(move || {
+        [
+            probe(port, "/health/ready"),
+            probe(port, "/no-such-path"),
+            probe(closed, "/health/ready"),
+        ]
+    })
+    .await
+    .unwrap();
+
+    let [ready, missing, nothing] = outcomes;
+    assert!(ready.is_ok(), "{ready:?}");
+    assert!(missing.unwrap_err().to_string().contains("404"));
+    assert!(nothing.is_err());
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The benchmark suite: a benchmark, not a test. One command, on this machine:
+#
+#   ci/bench/run.sh
+#
+# Renders the `full` variant, builds it and the ceiling servers (ci/bench/ceiling) in
+# release mode, runs the service on the embedded in-memory store against the local Redis
+# with its default settings, and prints Markdown tables:
+#   - requests/s, p50 and p99 of `{ apiVersion }` and of the authenticated `{ me }`,
+#     next to the ceiling: actix-web answering plaintext, and doing one Redis GET;
+#   - p99 of `{ apiVersion }` idle and while 16 clients loop on `login` (bcrypt cost 12);
+#   - idle RSS of the service;
+#   - job queue throughput (`cargo bench --bench queue` in the rendered project).
+# Needs wrk (apt-get install wrk), curl and Redis on REDIS_URL or 127.0.0.1:6379.
+# DURATION (default 10s) and CONNECTIONS (default 32) tune the wrk runs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bench=$PWD/ci/bench
+duration=${DURATION:-10s}
+connections=${CONNECTIONS:-32}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+echo "Building (release)..." >&2
+cargo run -q -p ci -- render full --into "$work" >/dev/null 2>&1
+(cd "$work/full" && cargo build -q --release)
+cargo build -q --release -p ceiling
+
+wait_for() { until curl -sf "$1" >/dev/null; do sleep 0.1; done; }
+
+# One row: name, wrk script (or "-"), URL.
+measure() {
+  local name=$1 script=$2 url=$3 out
+  if [ "$script" = - ]; then
+    out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$url")
+  else
+    out=$(wrk -t2 -c"$connections" -d"$duration" --latency -s "$bench/$script" "$url")
+  fi
+  printf '| %s | %s | %s | %s |\n' "$name" \
+    "$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")" \
+    "$(awk '$1 == "50%" {print $2}' <<<"$out")" \
+    "$(awk '$1 == "99%" {print $2}' <<<"$out")"
+}
+
+"$CARGO_TARGET_DIR/release/ceiling" 18090 &
+pids+=($!)
+
+export APP_HTTP__PORT=18080 APP_DATABASE__URL=embedded://memory
+export APP_REDIS__URL=$REDIS_URL APP_REDIS__KEY_PREFIX="bench:$$:"
+# The login storm measures hashing, not the rate limiter.
+export APP_AUTH__LOGIN_ATTEMPTS_PER_ACCOUNT=100000000 APP_AUTH__LOGIN_ATTEMPTS_PER_IP=100000000
+"$CARGO_TARGET_DIR/release/full" > "$work/server.log" &
+server=$!
+pids+=("$server")
+wait_for http://127.0.0.1:18090/plaintext
+wait_for http://127.0.0.1:18080/health/live
+sleep 1
+idle_rss=$(awk '/VmRSS/ {print $2, $3}' "/proc/$server/status")
+
+graphql=http://127.0.0.1:18080/graphql
+curl -s "$graphql" -H 'Content-Type: application/json' \
+  -d '{"query":"mutation { register(email: \"bench@example.com\", password: \"correct horse battery\") { message } }"}' >/dev/null
+cookie=$(curl -s -D - -o /dev/null "$graphql" -H 'Content-Type: application/json' \
+  -d '{"query":"mutation { login(email: \"bench@example.com\", password: \"correct horse battery\") { user { email } } }"}' \
+  | awk -F'[:;] *' 'tolower($1) == "set-cookie" {print $2; exit}')
+export BENCH_COOKIE=$cookie
+
+echo "## Throughput and latency ($connections connections, $duration each, wrk -t2)"
+echo
+echo "| Endpoint | req/s | p50 | p99 |"
+echo "|---|---:|---:|---:|"
+measure "ceiling: actix-web plaintext" - http://127.0.0.1:18090/plaintext
+measure "ceiling: actix-web + one Redis GET" - http://127.0.0.1:18090/redis
+measure "full: { apiVersion }" api_version.lua "$graphql"
+measure "full: { me { id email role } } (session cookie)" me.lua "$graphql"
+echo
+echo "## Login storm: { apiVersion } p99, idle and while 16 clients loop on login"
+echo
+echo "| Condition | req/s | p50 | p99 |"
+echo "|---|---:|---:|---:|"
+measure "idle" api_version.lua "$graphql"
+wrk -t1 -c16 -d"$((${duration%s} + 4))s" -s "$bench/login.lua" "$graphql" > "$work/storm.txt" &
+storm=$!
+sleep 2
+measure "16 logins hashing" api_version.lua "$graphql"
+wait "$storm"
+echo
+echo "Logins/s during the storm: $(awk '/Requests\/sec/ {printf "%.1f", $2}' "$work/storm.txt")"
+echo
+echo "## Memory"
+echo
+echo "Idle RSS of the service after start-up: $idle_rss"
+echo "RSS after the runs above: $(awk '/VmRSS/ {print $2, $3}' "/proc/$server/status")"
+kill "$server"
+echo
+echo "## Job queue"
+echo
+(cd "$work/full" && cargo bench -q --bench queue 2>/dev/null)
