@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
-use crate::{config::Settings, http, state::AppState};
+use crate::{config::Settings, http, state::AppState, telemetry::RequestSpan};
 
 pub struct Application {
     port: u16,
@@ -62,7 +62,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io
     let endpoint = web::Data::new(http::GraphqlEndpoint::new(&settings.graphql));
     let mut server = HttpServer::new(move || {
         App::new()
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .app_data(endpoint.clone())
             .configure(http::configure)

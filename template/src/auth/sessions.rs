@@ -5,7 +5,10 @@
 //! active, after an absolute lifetime. A per-user set lists the user's sessions so that
 //! "log out everywhere" and password changes can revoke them all.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::LazyLock,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use redis::Script;
 use secrecy::{ExposeSecret, SecretString};
@@ -59,7 +62,10 @@ pub struct SessionStore {
 }
 
 /// Reads a session and slides its idle expiry, in one round trip. Expired by age: deleted.
-const RESOLVE: &str = r"
+/// Scripts are built once: each hashes its source for EVALSHA.
+static RESOLVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local fields = redis.call('HMGET', KEYS[1], 'user_id', 'created_at')
 if not fields[1] then return false end
 local remaining = tonumber(ARGV[3]) - (tonumber(ARGV[1]) - tonumber(fields[2]))
@@ -70,17 +76,23 @@ end
 redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
 redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[2]), remaining))
 return fields[1]
-";
+",
+    )
+});
 
 /// Deletes every session listed in a user's set, then the set.
-const REVOKE_ALL: &str = r"
+static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local hashes = redis.call('SMEMBERS', KEYS[1])
 for _, hash in ipairs(hashes) do
   redis.call('DEL', ARGV[1] .. hash)
 end
 redis.call('DEL', KEYS[1])
 return #hashes
-";
+",
+    )
+});
 
 impl SessionStore {
     pub fn new(redis: Redis, idle: Duration, absolute: Duration) -> Self {
@@ -142,7 +154,7 @@ impl SessionStore {
             return Ok(None);
         }
         let id_hash = hash(token);
-        let user_id: Option<String> = Script::new(RESOLVE)
+        let user_id: Option<String> = RESOLVE
             .key(self.session_key(&id_hash))
             .arg(unix_now())
             .arg(seconds(self.idle))
@@ -175,7 +187,7 @@ impl SessionStore {
     /// # Errors
     /// `Unavailable` when Redis does not answer.
     pub async fn revoke_all(&self, user_id: UserId) -> Result<u64, AppError> {
-        Script::new(REVOKE_ALL)
+        REVOKE_ALL
             .key(self.user_sessions_key(user_id))
             .arg(self.redis.key("session:"))
             .invoke_async(&mut self.redis.connection())

@@ -4,7 +4,7 @@
 //! confirmation token can never reset a password. A token works once and expires; issuing
 //! a new one for the same user and purpose invalidates the previous one.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use redis::Script;
 
@@ -31,19 +31,27 @@ impl Purpose {
 }
 
 /// Stores the new token and drops the user's previous one of the same purpose.
-const ISSUE: &str = r"
+static ISSUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local previous = redis.call('GET', KEYS[2])
 if previous then redis.call('DEL', ARGV[3] .. previous) end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[2])
-";
+",
+    )
+});
 
 /// Returns the token's user and deletes the token, so it cannot be used twice.
-const CONSUME: &str = r"
+static CONSUME: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local user = redis.call('GETDEL', KEYS[1])
 if user then redis.call('DEL', ARGV[1] .. user) end
 return user
-";
+",
+    )
+});
 
 #[derive(Clone)]
 pub struct OneTimeTokens {
@@ -74,7 +82,7 @@ impl OneTimeTokens {
     ) -> Result<SessionToken, AppError> {
         let token = SessionToken::generate()?;
         let id_hash = hash(token.expose());
-        Script::new(ISSUE)
+        ISSUE
             .key(format!("{}{id_hash}", self.token_prefix(purpose)))
             .key(format!("{}{user_id}", self.latest_prefix(purpose)))
             .arg(user_id.to_string())
@@ -95,7 +103,7 @@ impl OneTimeTokens {
         if !SessionToken::is_well_formed(token) {
             return Ok(None);
         }
-        let user: Option<String> = Script::new(CONSUME)
+        let user: Option<String> = CONSUME
             .key(format!("{}{}", self.token_prefix(purpose), hash(token)))
             .arg(self.latest_prefix(purpose))
             .invoke_async(&mut self.redis.connection())

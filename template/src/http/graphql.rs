@@ -53,7 +53,6 @@ enum Answer {
     Batch(Vec<Outcome>),
 }
 
-#[tracing::instrument(name = "GraphQL request", skip_all)]
 pub async fn post(
     request: HttpRequest,
     payload: web::Payload,

@@ -1,9 +1,8 @@
 //! Worker processes: a worker killed mid-job, and the real `worker` command.
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use {{crate_name}}::{
@@ -11,7 +10,10 @@ use {{crate_name}}::{
     redis::{Redis, RedisSettings},
 };
 
-use crate::jobs::{TestJob, TestQueue, eventually, fast_settings, now_ms, unique_prefix};
+use crate::{
+    jobs::{TestJob, TestQueue, eventually, fast_settings, now_ms, unique_prefix},
+    shutdown::{binary, start_until_logged, terminate},
+};
 
 const CHILD_PREFIX: &str = "JOBS_TEST_CHILD_PREFIX";
 const CHILD_REDIS: &str = "JOBS_TEST_CHILD_REDIS";
@@ -73,34 +75,6 @@ async fn a_job_whose_worker_is_killed_is_run_again_by_another() {
     assert_eq!(test.count("effects", 1).await, 1, "the effect applied once");
 }
 
-/// Starts the `worker` command on the queue under `prefix` and waits for it to say so.
-fn start_worker_command(prefix: &str) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_{{project-name}}"));
-    command
-        .arg("worker")
-        .env("APP_DATABASE__URL", "embedded://memory")
-        .env("APP_REDIS__URL", crate::redis_server::url())
-        .env("APP_REDIS__KEY_PREFIX", prefix)
-        .env("APP_TELEMETRY__FORMAT", "json")
-        .env("APP_TELEMETRY__FILTER", "info")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-{%- if email %}
-    command.env("APP_MAIL__FILE_DIR", std::env::temp_dir().join("worker-test-mail"));
-{%- endif %}
-    let mut child = command.spawn().expect("Failed to start the worker");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    for line in stdout.lines() {
-        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap_or_default();
-        if event["message"] == "Worker started" {
-            return child;
-        }
-    }
-    let status = child.wait().expect("Failed to reap the worker");
-    panic!("the worker exited ({status}) before starting");
-}
-
 #[tokio::test]
 async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
     let prefix = unique_prefix();
@@ -112,7 +86,10 @@ async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
     .await
     .unwrap();
     let jobs = Jobs::connect(&redis, &fast_settings());
-    let mut child = start_worker_command(&prefix);
+    let (mut child, _) = start_until_logged(
+        binary(&["worker"]).env("APP_REDIS__KEY_PREFIX", &prefix),
+        "Worker started",
+    );
 
     jobs.enqueue(Job::PurgeFinishedJobs).await.unwrap();
     eventually("the worker to run the jobs", Duration::from_secs(10), || async {
@@ -121,19 +98,7 @@ async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
     })
     .await;
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = terminate(&mut child).await;
     assert!(status.success(), "exited with {status}");
     assert_eq!(jobs.stats().await.unwrap().workers, 0, "unregistered on the way out");
 }

@@ -2,16 +2,15 @@
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
-/// Starts `serve` on a free port and returns the child and its port, read from the
-/// JSON "Listening" log line.
-fn start_server() -> (std::process::Child, u16) {
+/// The binary with `args`, JSON logs on a piped stdout and the test{% if uses_redis %} Redis and{% endif %} store.
+pub fn binary(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_{{project-name}}"));
     command
-        .env("APP_HTTP__PORT", "0")
+        .args(args)
         .env("APP_DATABASE__URL", "embedded://memory")
         .env("APP_TELEMETRY__FORMAT", "json")
         .env("APP_TELEMETRY__FILTER", "info")
@@ -24,43 +23,53 @@ fn start_server() -> (std::process::Child, u16) {
 {%- if email %}
     command.env("APP_MAIL__FILE_DIR", std::env::temp_dir().join("shutdown-test-mail"));
 {%- endif %}
+    command
+}
+
+/// Starts `command` and waits for its log line with `message`, which it returns.
+pub fn start_until_logged(command: &mut Command, message: &str) -> (Child, serde_json::Value) {
     let mut child = command.spawn().expect("Failed to start the binary");
     let stdout = BufReader::new(child.stdout.take().unwrap());
     for line in stdout.lines() {
-        let line = line.unwrap();
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if event["message"] == "Listening" {
-            let port = event["port"].as_u64().expect("no port in the log line");
-            return (child, u16::try_from(port).unwrap());
+        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap_or_default();
+        if event["message"] == message {
+            return (child, event);
         }
     }
-    let status = child.wait().expect("Failed to reap the server");
-    panic!("the server exited ({status}) before listening");
+    let status = child.wait().expect("Failed to reap the binary");
+    panic!("the binary exited ({status}) before logging {message:?}");
 }
 
-#[tokio::test]
-async fn sigterm_stops_the_server_cleanly() {
-    let (mut child, port) = start_server();
-    let address = format!("http://127.0.0.1:{port}");
-    let live = reqwest::get(format!("{address}/health/live")).await.unwrap();
-    assert_eq!(live.status(), 200);
-
+/// Sends SIGTERM and waits up to 10 s for the exit.
+pub async fn terminate(child: &mut Child) -> ExitStatus {
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let started = Instant::now();
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "still running 10 s after SIGTERM"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let (mut child, listening) =
+        start_until_logged(binary(&["serve"]).env("APP_HTTP__PORT", "0"), "Listening");
+    let port = listening["port"].as_u64().expect("no port in the log line");
+    let address = format!("http://127.0.0.1:{port}");
+    let live = reqwest::get(format!("{address}/health/live")).await.unwrap();
+    assert_eq!(live.status(), 200);
+
+    let status = terminate(&mut child).await;
 
     assert!(status.success(), "exited with {status}");
     assert!(reqwest::get(format!("{address}/health/live")).await.is_err());

@@ -82,29 +82,25 @@ impl UserRepository for EmbeddedStore {
         .await
     }
 
+    // Point reads run inline: they touch cached pages and take microseconds, less than a
+    // hop to the blocking pool and back. Writes wait for fsync and scans can be long, so
+    // those go to the pool.
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StorageError> {
-        let store = self.clone();
-        let email = email.clone();
-        self.blocking(move || {
-            let tx = store.db().begin_read().map_err(redb::Error::from)?;
-            let id = match tx.open_table(USERS_BY_EMAIL) {
-                Ok(table) => table
-                    .get(email.as_ref())
-                    .map_err(redb::Error::from)?
-                    .map(|id| id.value().to_string()),
-                Err(redb::TableError::TableDoesNotExist(_)) => None,
-                Err(e) => return Err(redb::Error::from(e).into()),
-            };
-            drop(tx);
-            id.map_or(Ok(None), |id| store.read_user(&id))
-        })
-        .await
+        let tx = self.db().begin_read().map_err(redb::Error::from)?;
+        let id = match tx.open_table(USERS_BY_EMAIL) {
+            Ok(table) => table
+                .get(email.as_ref())
+                .map_err(redb::Error::from)?
+                .map(|id| id.value().to_string()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(redb::Error::from(e).into()),
+        };
+        drop(tx);
+        id.map_or(Ok(None), |id| self.read_user(&id))
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StorageError> {
-        let store = self.clone();
-        self.blocking(move || store.read_user(&id.to_string()))
-            .await
+        self.read_user(&id.to_string())
     }
 
     async fn update_password_hash(&self, id: UserId, hash: &str) -> Result<(), StorageError> {
