@@ -10,7 +10,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use redis::Script;
+use redis::{AsyncCommands as _, Script};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -61,24 +61,28 @@ pub struct SessionStore {
     absolute: Duration,
 }
 
-/// Reads a session and slides its idle expiry, in one round trip. Expired by age: deleted.
+/// Slides a live session's idle expiry; a session deleted meanwhile stays deleted.
 /// Scripts are built once: each hashes its source for EVALSHA.
-static RESOLVE: LazyLock<Script> = LazyLock::new(|| {
+static REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local fields = redis.call('HMGET', KEYS[1], 'user_id', 'created_at')
-if not fields[1] then return false end
-local remaining = tonumber(ARGV[3]) - (tonumber(ARGV[1]) - tonumber(fields[2]))
-if remaining <= 0 then
-  redis.call('DEL', KEYS[1])
-  return false
-end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
-redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[2]), remaining))
-return fields[1]
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
 ",
     )
 });
+
+/// Longest a session's idle expiry may lag behind its last use: sliding it on every
+/// request would turn each authenticated read into a Redis write.
+const MAX_REFRESH_LAG: Duration = Duration::from_secs(60);
+
+/// How stale `last_seen` may get before a request slides the idle expiry: a tenth of
+/// the idle timeout, at most a minute.
+fn refresh_lag(idle: Duration) -> Duration {
+    (idle / 10).min(MAX_REFRESH_LAG)
+}
 
 /// Deletes every session listed in a user's set, then the set.
 static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
@@ -145,7 +149,8 @@ impl SessionStore {
         Ok(token)
     }
 
-    /// The live session for `token`, refreshing its idle timer.
+    /// The live session for `token`, sliding its idle expiry (see [`refresh_lag`]).
+    /// A read in the common case, as cheap as a GET; a write once per lag.
     ///
     /// # Errors
     /// `Unavailable` when Redis does not answer.
@@ -154,16 +159,35 @@ impl SessionStore {
             return Ok(None);
         }
         let id_hash = hash(token);
-        let user_id: Option<String> = RESOLVE
-            .key(self.session_key(&id_hash))
-            .arg(unix_now())
-            .arg(seconds(self.idle))
-            .arg(seconds(self.absolute))
-            .invoke_async(&mut self.redis.connection())
-            .await
-            .map_err(unavailable)?;
-        Ok(user_id
-            .and_then(|id| UserId::parse(&id).ok())
+        let key = self.session_key(&id_hash);
+        let mut connection = self.redis.connection();
+        let (user_id, created_at, last_seen): (Option<String>, Option<u64>, Option<u64>) =
+            connection
+                .hmget(&key, &["user_id", "created_at", "last_seen"])
+                .await
+                .map_err(unavailable)?;
+        let (Some(user_id), Some(created_at)) = (user_id, created_at) else {
+            return Ok(None);
+        };
+        let now = unix_now();
+        let age = now.saturating_sub(created_at);
+        let Some(remaining) = self.absolute.as_secs().checked_sub(age).filter(|left| *left > 0)
+        else {
+            connection.del::<_, ()>(&key).await.map_err(unavailable)?;
+            return Ok(None);
+        };
+        let idle_for = now.saturating_sub(last_seen.unwrap_or(created_at));
+        if idle_for >= refresh_lag(self.idle).as_secs() {
+            REFRESH
+                .key(&key)
+                .arg(now)
+                .arg(self.idle.as_secs().min(remaining))
+                .invoke_async::<u8>(&mut connection)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(UserId::parse(&user_id)
+            .ok()
             .map(|user_id| ActiveSession { id_hash, user_id }))
     }
 
@@ -213,6 +237,13 @@ fn seconds(duration: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_idle_expiry_lags_a_tenth_of_the_timeout_at_most_a_minute() {
+        assert_eq!(refresh_lag(Duration::from_secs(1800)), MAX_REFRESH_LAG);
+        assert_eq!(refresh_lag(Duration::from_secs(300)), Duration::from_secs(30));
+        assert_eq!(refresh_lag(Duration::from_secs(2)).as_secs(), 0);
+    }
 
     #[test]
     fn tokens_carry_256_random_bits() {

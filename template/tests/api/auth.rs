@@ -198,6 +198,17 @@ async fn an_idle_session_expires() {
 }
 
 #[tokio::test]
+async fn activity_keeps_a_session_alive_past_its_idle_timeout() {
+    let app = spawn_app_with(|s| s.auth.session_idle_timeout_secs = 2).await;
+    let (_, token) = signed_in(&app).await;
+
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(me(&app, &token).await["data"]["me"].is_object());
+    }
+}
+
+#[tokio::test]
 async fn an_active_session_still_ends_at_its_absolute_timeout() {
     let app = spawn_app_with(|s| s.auth.session_absolute_timeout_secs = 2).await;
     let (_, token) = signed_in(&app).await;
