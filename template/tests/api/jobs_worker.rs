@@ -102,3 +102,50 @@ async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
     assert!(status.success(), "exited with {status}");
     assert_eq!(jobs.stats().await.unwrap().workers, 0, "unregistered on the way out");
 }
+
+#[tokio::test]
+async fn the_jobs_commands_count_list_and_retry_dead_jobs() {
+    let prefix = unique_prefix();
+    let redis = Redis::connect(&RedisSettings {
+        url: crate::redis_server::url().into(),
+        key_prefix: prefix.clone(),
+        timeout_ms: 2000,
+    })
+    .await
+    .unwrap();
+    let settings = fast_settings();
+    let jobs = Jobs::connect(&redis, &settings);
+    jobs.enqueue(Job::PurgeFinishedJobs).await.unwrap();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let failing = |_: Job| async { anyhow::bail!("the purge is broken") };
+    let worker = tokio::spawn({
+        let (jobs, settings) = (jobs.clone(), settings.clone());
+        async move { {{crate_name}}::jobs::worker::run(jobs, &settings, failing, shutdown).await }
+    });
+    eventually("the job to die", Duration::from_secs(10), || async {
+        jobs.stats().await.unwrap().dead == 1
+    })
+    .await;
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+    let command = |args: &[&str]| {
+        let output = binary(args)
+            .env("APP_REDIS__KEY_PREFIX", &prefix)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    let stats: serde_json::Value = serde_json::from_str(&command(&["jobs", "stats"])).unwrap();
+    let dead = command(&["jobs", "dead"]);
+    let retried = command(&["jobs", "retry", "--all"]);
+
+    assert_eq!(stats["dead"], 1, "{stats}");
+    let listed: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
+    assert_eq!(listed["attempts"], 3, "{listed}");
+    assert!(listed["error"].as_str().unwrap().contains("the purge is broken"));
+    assert!(retried.contains(listed["id"].as_str().unwrap()), "{retried}");
+    let after = jobs.stats().await.unwrap();
+    assert_eq!((after.dead, after.queued), (0, 1), "{after:?}");
+}
