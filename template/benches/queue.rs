@@ -50,7 +50,6 @@ async fn main() -> anyhow::Result<()> {
         timeout_ms: 5000,
     })
     .await?;
-    let batch = |settings: &JobSettings| format!("batch {}", settings.fetch_batch);
 
     println!("{jobs} no-op jobs against {url}\n");
     println!("| run | jobs/s |");
@@ -78,7 +77,10 @@ async fn main() -> anyhow::Result<()> {
             queue.enqueue_all(chunk.to_vec()).await?;
         }
         let elapsed = work_off(&queue, &settings, jobs).await?;
-        let run = format!("process, concurrency {concurrency}, {}", batch(&settings));
+        let run = format!(
+            "process, concurrency {concurrency}, batch {}",
+            settings.fetch_batch
+        );
         report(&run, jobs, elapsed);
     }
 

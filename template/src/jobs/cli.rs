@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-use super::{Job, JobContext, Jobs, perform, worker};
+use super::{Job, JobContext, Jobs, perform, queue::unix_now, worker};
 {% if email %}use crate::mail::Mailer;
 {% endif %}use crate::{config::Settings, redis::Redis};
 
@@ -58,11 +58,7 @@ async fn schedule_purges(jobs: Jobs, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
-        let period = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs()
-            / every.as_secs();
+        let period = unix_now() / every.as_secs();
         let key = format!("purge-finished-jobs:{period}");
         if let Err(error) = jobs.enqueue_once(Job::PurgeFinishedJobs, &key).await {
             tracing::warn!(error = %error, "Failed to schedule the purge of finished jobs");

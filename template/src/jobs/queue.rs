@@ -346,7 +346,7 @@ fn error_of(result: &str) -> String {
         .unwrap_or_else(|| result.to_string())
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

@@ -2,7 +2,7 @@ use serde_json::Value;
 
 use {{crate_name}}::health::probe;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{free_port, spawn_app};
 
 #[tokio::test]
 async fn liveness_answers_200() {
@@ -46,10 +46,7 @@ async fn graphql_health_field_matches_the_readiness_probe() {
 async fn the_healthcheck_probe_passes_only_on_a_ready_answer() {
     let app = spawn_app().await;
     let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port();
+    let closed = free_port();
 
     let outcomes = tokio::task::spawn_blocking(move || {
         [

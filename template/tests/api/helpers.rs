@@ -143,6 +143,14 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// A TCP port on 127.0.0.1 that nothing listens on (until the caller binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("No free port")
+        .port()
+}
+
 /// The first GraphQL error's `extensions.code`.
 pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]

@@ -51,13 +51,7 @@ impl TestQueue {
 
     /// The queue under `prefix` on the Redis at `url`, e.g. to share it with a child.
     pub async fn on(url: &str, prefix: &str) -> Self {
-        let redis = Redis::connect(&RedisSettings {
-            url: SecretString::from(url),
-            key_prefix: prefix.to_string(),
-            timeout_ms: 2000,
-        })
-        .await
-        .expect("Failed to connect to Redis");
+        let redis = redis_under(url, prefix).await;
         let settings = fast_settings();
         let queue = JobQueue::new(&redis, &settings, "jobs");
         Self {
@@ -131,6 +125,17 @@ impl TestQueue {
             redis.del(key).await.unwrap()
         };
     }
+}
+
+/// A connection to the Redis at `url` whose keys live under `prefix`.
+pub async fn redis_under(url: &str, prefix: &str) -> Redis {
+    Redis::connect(&RedisSettings {
+        url: SecretString::from(url),
+        key_prefix: prefix.to_string(),
+        timeout_ms: 2000,
+    })
+    .await
+    .expect("Failed to connect to Redis")
 }
 
 /// A 2 s lease (1 s heartbeats) and short backoff, so recovery and retries are quick.

@@ -5,13 +5,10 @@ use std::{
     time::Duration,
 };
 
-use {{crate_name}}::{
-    jobs::{Job, Jobs},
-    redis::{Redis, RedisSettings},
-};
+use {{crate_name}}::jobs::{Job, Jobs};
 
 use crate::{
-    jobs::{TestJob, TestQueue, eventually, fast_settings, now_ms, unique_prefix},
+    jobs::{TestJob, TestQueue, eventually, fast_settings, now_ms, redis_under, unique_prefix},
     shutdown::{binary, start_until_logged, terminate},
 };
 
@@ -78,13 +75,7 @@ async fn a_job_whose_worker_is_killed_is_run_again_by_another() {
 #[tokio::test]
 async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
     let prefix = unique_prefix();
-    let redis = Redis::connect(&RedisSettings {
-        url: crate::redis_server::url().into(),
-        key_prefix: prefix.clone(),
-        timeout_ms: 2000,
-    })
-    .await
-    .unwrap();
+    let redis = redis_under(crate::redis_server::url(), &prefix).await;
     let jobs = Jobs::connect(&redis, &fast_settings());
     let (mut child, _) = start_until_logged(
         binary(&["worker"]).env("APP_REDIS__KEY_PREFIX", &prefix),
@@ -106,13 +97,7 @@ async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
 #[tokio::test]
 async fn the_jobs_commands_count_list_and_retry_dead_jobs() {
     let prefix = unique_prefix();
-    let redis = Redis::connect(&RedisSettings {
-        url: crate::redis_server::url().into(),
-        key_prefix: prefix.clone(),
-        timeout_ms: 2000,
-    })
-    .await
-    .unwrap();
+    let redis = redis_under(crate::redis_server::url(), &prefix).await;
     let settings = fast_settings();
     let jobs = Jobs::connect(&redis, &settings);
     jobs.enqueue(Job::PurgeFinishedJobs).await.unwrap();

@@ -8,7 +8,7 @@ use serde_json::Value;
 {% if queue %}use {{crate_name}}::jobs::Job;
 {% endif %}use {{crate_name}}::mail::{FileTransport, MailSettings, Mailer, TransportKind, templates};
 
-use crate::helpers::{TestApp, spawn_app{% if queue %}, spawn_app_with{% endif %}};
+use crate::helpers::{TestApp, spawn_app{% if queue %}, free_port, spawn_app_with{% endif %}};
 
 /// A message as the file transport wrote it, quoted-printable decoded (lettre encodes
 /// bodies with long lines, such as links, that way).
@@ -217,10 +217,7 @@ async fn the_smtp_transport_delivers_text_and_html_to_an_smtp_server() {
 #[tokio::test]
 async fn queued_mail_is_retried_until_the_smtp_server_answers() {
     // A free port that nothing listens on until the "server comes back".
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port();
+    let port = free_port();
     let app = spawn_app_with(|settings| {
         settings.mail.transport = TransportKind::Smtp;
         settings.mail.smtp_url = SecretString::from(format!("smtp://127.0.0.1:{port}"));
