@@ -18,8 +18,10 @@ pub struct RedisSettings {
 
 #[derive(Clone)]
 pub struct Redis {
+    client: redis::Client,
     connection: ConnectionManager,
     prefix: Arc<str>,
+    timeout: Duration,
 }
 
 impl Redis {
@@ -28,15 +30,13 @@ impl Redis {
     pub async fn connect(settings: &RedisSettings) -> redis::RedisResult<Self> {
         let client = redis::Client::open(settings.url.expose_secret())?;
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            // Fail the request quickly while Redis is down; the manager keeps reconnecting.
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config).await?;
+        let connection =
+            ConnectionManager::new_with_config(client.clone(), manager_config(timeout)).await?;
         Ok(Self {
+            client,
             connection,
             prefix: settings.key_prefix.clone().into(),
+            timeout,
         })
     }
 
@@ -50,11 +50,34 @@ impl Redis {
         self.connection.clone()
     }
 
+    /// A connection of its own, for commands that block on the server for up to
+    /// `blocking` (which would hold up everyone on the shared one), or for use on
+    /// another Tokio runtime.
+    ///
+    /// # Errors
+    /// Fails when the server does not answer within the timeout.
+    pub async fn dedicated_connection(
+        &self,
+        blocking: Duration,
+    ) -> redis::RedisResult<ConnectionManager> {
+        let config =
+            manager_config(self.timeout).set_response_timeout(Some(self.timeout + blocking));
+        ConnectionManager::new_with_config(self.client.clone(), config).await
+    }
+
     /// # Errors
     /// Fails when Redis does not answer.
     pub async fn ping(&self) -> redis::RedisResult<()> {
         redis::cmd("PING").query_async(&mut self.connection()).await
     }
+}
+
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        // Fail the request quickly while Redis is down; the manager keeps reconnecting.
+        .set_number_of_retries(1)
 }
 
 /// A Redis failure as the API reports it: 503, details in the log only.

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-use super::{Job, JobContext, Jobs, perform, queue::unix_now, worker};
+use super::{Job, JobContext, Jobs, perform, worker};
 {% if email %}use crate::mail::Mailer;
 {% endif %}use crate::{config::Settings, redis::Redis};
 
@@ -46,9 +46,13 @@ pub async fn work(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow
         mailer: Arc::new(Mailer::from_settings(&settings.mail).context("Invalid mail settings")?),
 {%- endif %}
     });
-    let purges = tokio::spawn(schedule_purges(jobs.clone(), settings.jobs.purge_interval()));
+    let purges = tokio::spawn(schedule_purges(
+        jobs.clone(),
+        settings.jobs.purge_interval(),
+    ));
     tracing::info!(concurrency = settings.jobs.concurrency, "Worker started");
-    let result = worker::run(jobs, &settings.jobs, move |job| perform(job, context.clone()), shutdown).await;
+    let handler = move |job, run| perform(job, run, context.clone());
+    let result = worker::run(jobs, handler, shutdown).await;
     purges.abort();
     result
 }
@@ -58,10 +62,12 @@ async fn schedule_purges(jobs: Jobs, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
-        let period = unix_now() / every.as_secs();
-        let key = format!("purge-finished-jobs:{period}");
-        if let Err(error) = jobs.enqueue_once(Job::PurgeFinishedJobs, &key).await {
-            tracing::warn!(error = %error, "Failed to schedule the purge of finished jobs");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let key = format!("purge-dead-jobs:{}", now.as_secs() / every.as_secs());
+        if let Err(error) = jobs.enqueue_once(Job::PurgeDeadJobs, &key).await {
+            tracing::warn!(error = %error, "Failed to schedule the purge of dead jobs");
         }
     }
 }

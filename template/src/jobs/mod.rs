@@ -3,9 +3,11 @@
 //!
 //! Add a job: a variant on [`Job`], its arm in [`perform`]; enqueue it with
 //! `context.state.jobs.enqueue(Job::…)` from any resolver. Handlers run at least once
-//! (see [`worker`]), so make them idempotent.
+//! (see [`worker`]), so make them idempotent, keyed by [`JobRun::id`].
 
 pub mod cli;
+mod envelope;
+mod keys;
 mod queue;
 mod scripts;
 mod settings;
@@ -16,7 +18,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 {% if email %}use crate::mail::{Mail, Mailer};
-{% endif %}pub use queue::{DeadJob, JobError, JobQueue, JobStats};
+{% endif %}pub use envelope::{JobId, JobRun};
+pub use queue::{DeadJob, JobError, JobQueue, JobStats};
 pub use settings::JobSettings;
 
 /// The service's queue of [`Job`]s.
@@ -37,8 +40,8 @@ pub enum Job {
     /// Delivers one message; retried while the mail server fails.
     SendMail { to: String, mail: Mail },
 {%- endif %}
-    /// Deletes the records of jobs finished longer ago than `jobs.retention_hours`.
-    PurgeFinishedJobs,
+    /// Deletes dead jobs older than `jobs.retention_hours` and forgets departed workers.
+    PurgeDeadJobs,
 }
 
 /// What handlers need, built once per worker process.
@@ -50,20 +53,20 @@ pub struct JobContext {
 {%- endif %}
 }
 
-/// Runs one job.
+/// Runs one job; `run` says which job and which attempt.
 ///
 /// # Errors
 /// Any error makes the worker retry the job, then bury it in the dead set.
-pub async fn perform(job: Job, context: Arc<JobContext>) -> anyhow::Result<()> {
+pub async fn perform(job: Job, run: JobRun, context: Arc<JobContext>) -> anyhow::Result<()> {
     match job {
 {%- if email %}
         // Sending twice after a crash between delivery and acknowledgement is the
         // accepted cost of never losing a message.
         Job::SendMail { to, mail } => context.mailer.send(&to, &mail).await?,
 {%- endif %}
-        Job::PurgeFinishedJobs => {
+        Job::PurgeDeadJobs => {
             let purged = context.jobs.purge(context.settings.retention()).await?;
-            tracing::info!(purged, "Purged finished jobs");
+            tracing::info!(purged, attempt = run.attempt, "Purged dead jobs");
         }
     }
     Ok(())

@@ -1,365 +1,328 @@
 //! The enqueue side of the job queue, and the inspection behind the `jobs` commands.
 //!
-//! Jobs live in Redis under `<redis.key_prefix>jobs:*`, in apalis-redis's layout: an
-//! active list, a scheduled set, one in-flight set per worker, done and dead sets.
+//! A queue is a Redis stream read by one consumer group, a sorted set of delayed jobs
+//! and retries, and a capped set of dead jobs; `keys.rs` names them and `scripts.rs`
+//! moves jobs between them.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    marker::PhantomData,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-use apalis::prelude::{TaskBuilder, TaskSink, TaskSinkError};
-use apalis_core::backend::Vacuum;
-use apalis_redis::{Config, RedisStorage};
 use redis::{AsyncCommands as _, aio::ConnectionManager};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::{
     JobSettings,
-    scripts::{FORGET_PURGED, PROMOTE_DUE},
+    envelope::{Envelope, JobId},
+    keys::{GROUP, QueueKeys},
+    scripts::{ENQUEUE_ONCE, FORGET_DEPARTED, PROMOTE_DUE, PURGE_DEAD, REVIVE, STATS},
 };
 use crate::redis::Redis;
 
-/// Jobs moved per script call when promoting a backlog; well under Lua's unpack limit.
-const PROMOTE_CHUNK: usize = 1000;
+/// Jobs moved per script call; well under Lua's `unpack` limit.
+pub(super) const CHUNK: usize = 1000;
+/// Consumers (one per worker start) idle this long with nothing held are forgotten.
+const CONSUMER_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("failed to enqueue the job: {0}")]
-    Enqueue(#[from] TaskSinkError<apalis_redis::Error>),
     #[error("the job queue is unavailable: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("the job store failed: {0}")]
-    Store(#[from] apalis_redis::Error),
-    #[error("the stored job does not decode: {0}")]
-    Decode(#[from] serde_json::Error),
+    #[error("the job does not encode or decode as JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 /// Counts of jobs per state, as `jobs stats` prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct JobStats {
-    /// Waiting for a worker.
+    /// Ready for the next free worker, due retries and delayed jobs included.
     pub queued: u64,
-    /// Delayed: due later.
+    /// Delayed jobs and retries not due yet.
     pub scheduled: u64,
-    /// Claimed by a live or not yet recovered worker, retries included.
+    /// Delivered to a worker and not settled, jobs awaiting recovery from a dead worker
+    /// included.
     pub running: u64,
+    /// Finished since the queue was created.
     pub done: u64,
-    /// Out of attempts; see `jobs dead` and `jobs retry`.
+    /// Out of attempts or deliveries; see `jobs dead` and `jobs retry`.
     pub dead: u64,
+    /// Workers that renewed their leases within the last lease.
     pub workers: u64,
 }
 
-/// A job that failed `max_attempts` times (or panicked), kept for inspection.
-#[derive(Debug, Clone, Serialize)]
+/// A job that failed `max_attempts` times, panicked, or was delivered `max_deliveries`
+/// times without finishing; kept for inspection and `jobs retry`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeadJob {
     pub id: String,
-    pub attempts: u64,
+    /// Runs that ended in an error.
+    pub attempts: u32,
     pub error: String,
-    /// Unix seconds of the last failure.
+    /// Unix seconds of the burial.
     pub failed_at: u64,
     /// The job as stored, in JSON.
     pub payload: String,
 }
 
-/// A dead job's payload, then its attempts, result and failure time.
-type DeadRecord = (Option<String>, (Option<u64>, Option<String>, Option<u64>));
-
 /// A typed queue of `J` jobs; cheap to clone, shared by every request.
 pub struct JobQueue<J> {
-    storage: RedisStorage<J>,
-    connection: ConnectionManager,
+    redis: Redis,
+    keys: Arc<QueueKeys>,
+    settings: Arc<JobSettings>,
+    job: PhantomData<fn() -> J>,
 }
 
 impl<J> Clone for JobQueue<J> {
     fn clone(&self) -> Self {
         Self {
-            storage: self.storage.clone(),
-            connection: self.connection.clone(),
+            redis: self.redis.clone(),
+            keys: self.keys.clone(),
+            settings: self.settings.clone(),
+            job: PhantomData,
         }
     }
 }
 
 impl<J> JobQueue<J>
 where
-    J: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static,
+    J: Serialize + DeserializeOwned + Send + 'static,
 {
     /// The queue `name` under the service's Redis key prefix.
     pub fn new(redis: &Redis, settings: &JobSettings, name: &str) -> Self {
-        let config = Config::default()
-            .queue(redis.key(name))
-            .batch_size(settings.fetch_batch.max(1))
-            .heartbeat_interval(settings.heartbeat())
-            .missed_heartbeats(settings.missed_heartbeats())
-            // Crashed workers are detected by their heartbeats; per-job leases would cost
-            // a round trip per batch and recover nothing more.
-            .lock_tasks(false)
-            // Nothing subscribes to per-job pub/sub events.
-            .emit_events(false)
-            // Keys of `enqueue_once` outlive the period they deduplicate.
-            .idempotency_ttl(Some(settings.purge_interval() * 2));
         Self {
-            storage: RedisStorage::new(redis.connection()).with_config(config),
-            connection: redis.connection(),
+            redis: redis.clone(),
+            keys: Arc::new(QueueKeys::new(&redis.key(name))),
+            settings: Arc::new(settings.clone()),
+            job: PhantomData,
         }
-    }
-
-    /// The storage a worker consumes.
-    pub(super) fn storage(&self) -> RedisStorage<J> {
-        self.storage.clone()
-    }
-
-    fn config(&self) -> &Config {
-        self.storage.get_config()
     }
 
     /// Queues `job` for the next free worker.
     ///
     /// # Errors
     /// Fails when Redis is unavailable; the job is then not queued.
-    pub async fn enqueue(&self, job: J) -> Result<(), JobError> {
-        Ok(self.storage.clone().push(job).await?)
+    pub async fn enqueue(&self, job: J) -> Result<JobId, JobError> {
+        let envelope = Envelope::new(job);
+        let _: String = self
+            .connection()
+            .xadd(
+                &self.keys.stream,
+                "*",
+                &[("job", serde_json::to_string(&envelope)?)],
+            )
+            .await?;
+        Ok(envelope.id)
     }
 
-    /// Queues `job` to run once `delay` (whole seconds) has passed.
+    /// Queues `job` to run once `delay` has passed.
     ///
     /// # Errors
     /// Fails when Redis is unavailable; the job is then not queued.
-    pub async fn enqueue_in(&self, job: J, delay: Duration) -> Result<(), JobError> {
-        let task = TaskBuilder::new(job).run_after(delay).build();
-        Ok(self.storage.clone().push_task(task).await?)
+    pub async fn enqueue_in(&self, job: J, delay: Duration) -> Result<JobId, JobError> {
+        let envelope = Envelope::new(job);
+        let due = unix_ms().saturating_add(as_ms(delay));
+        let _: () = self
+            .connection()
+            .zadd(&self.keys.delayed, serde_json::to_string(&envelope)?, due)
+            .await?;
+        Ok(envelope.id)
     }
 
-    /// Queues `job` unless a job with the same `key` was queued in the last two purge
-    /// intervals: lets several worker processes schedule a periodic job once.
+    /// Queues `job` unless a job queued under the same `key` in the last two purge
+    /// intervals exists: lets every worker process schedule a periodic job, once.
+    /// Returns the id of the job the key stands for, new or earlier.
     ///
     /// # Errors
     /// Fails when Redis is unavailable.
-    pub async fn enqueue_once(&self, job: J, key: &str) -> Result<(), JobError> {
-        let task = TaskBuilder::new(job).idempotency_key(key).build();
-        Ok(self.storage.clone().push_task(task).await?)
+    pub async fn enqueue_once(&self, job: J, key: &str) -> Result<JobId, JobError> {
+        let envelope = Envelope::new(job);
+        let remember = self.settings.purge_interval() * 2;
+        let holder: String = ENQUEUE_ONCE
+            .key(self.keys.once(key))
+            .key(&self.keys.stream)
+            .arg(envelope.id.to_string())
+            .arg(serde_json::to_string(&envelope)?)
+            .arg(u64::try_from(remember.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async(&mut self.connection())
+            .await?;
+        // The key holds ids this queue wrote; anything else would be a foreign key.
+        Ok(holder.parse().unwrap_or(envelope.id))
     }
 
-    /// Queues every job in one round trip.
+    /// Queues every job in one transaction: all of them or, when Redis fails, none.
     ///
     /// # Errors
     /// Fails when Redis is unavailable; no job is then queued.
-    pub async fn enqueue_all(&self, jobs: Vec<J>) -> Result<(), JobError> {
-        Ok(self.storage.clone().push_bulk(jobs).await?)
+    pub async fn enqueue_all(&self, jobs: Vec<J>) -> Result<Vec<JobId>, JobError> {
+        let mut ids = Vec::with_capacity(jobs.len());
+        let mut transaction = redis::pipe();
+        transaction.atomic();
+        for job in jobs {
+            let envelope = Envelope::new(job);
+            ids.push(envelope.id);
+            transaction
+                .xadd(
+                    &self.keys.stream,
+                    "*",
+                    &[("job", serde_json::to_string(&envelope)?)],
+                )
+                .ignore();
+        }
+        let _: () = transaction.query_async(&mut self.connection()).await?;
+        Ok(ids)
     }
 
     /// # Errors
     /// Fails when Redis is unavailable.
     pub async fn stats(&self) -> Result<JobStats, JobError> {
-        let config = self.config();
-        let now = unix_now();
-        let mut connection = self.connection.clone();
-        let (active, due, later, done, dead, workers): (u64, u64, u64, u64, u64, Vec<String>) =
-            redis::pipe()
-                .llen(config.active_jobs_list())
-                .zcount(config.scheduled_jobs_set(), "-inf", now)
-                .zcount(config.scheduled_jobs_set(), format!("({now}"), "+inf")
-                .scard(config.done_jobs_set())
-                .scard(config.dead_jobs_set())
-                .zrange(config.workers_set(), 0, -1)
-                .query_async(&mut connection)
-                .await?;
-        let mut running: Vec<u64> = Vec::new();
-        if !workers.is_empty() {
-            let mut in_flight = redis::pipe();
-            for worker in &workers {
-                in_flight.scard(format!("{}:{worker}", config.inflight_jobs_set()));
-            }
-            running = in_flight.query_async(&mut connection).await?;
-        }
+        let now = unix_ms();
+        let live_since = now.saturating_sub(as_ms(self.settings.lease()));
+        let keys = &self.keys;
+        let [ready, pending, due, later, done, dead, workers]: [u64; 7] = STATS
+            .key(&keys.stream)
+            .key(&keys.delayed)
+            .key(&keys.done)
+            .key(&keys.dead_index)
+            .key(&keys.workers)
+            .arg(GROUP)
+            .arg(now)
+            .arg(live_since)
+            .invoke_async(&mut self.connection())
+            .await?;
         Ok(JobStats {
-            queued: active + due,
+            queued: ready + due,
             scheduled: later,
-            running: running.iter().sum(),
+            running: pending,
             done,
             dead,
-            workers: workers.len() as u64,
+            workers,
         })
     }
 
-    /// Dead jobs, oldest failure first.
+    /// Dead jobs, oldest burial first.
     ///
     /// # Errors
-    /// Fails when Redis is unavailable.
+    /// Fails when Redis is unavailable or a record does not decode.
     pub async fn dead(&self) -> Result<Vec<DeadJob>, JobError> {
-        let config = self.config();
-        let mut connection = self.connection.clone();
-        let ids: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(config.dead_jobs_set())
-            .query_async(&mut connection)
-            .await?;
-        let mut records = redis::pipe();
-        for id in &ids {
-            records
-                .hget(config.job_data_hash(), id)
-                .hmget(self.meta_key(id), &["attempts", "result", "done_at"]);
+        let mut connection = self.connection();
+        let ids: Vec<String> = connection.zrange(&self.keys.dead_index, 0, -1).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        let rows: Vec<DeadRecord> = records.query_async(&mut connection).await?;
-        let mut dead: Vec<DeadJob> = ids
+        let records: Vec<Option<String>> = connection.hmget(&self.keys.dead, &ids).await?;
+        records
             .into_iter()
-            .zip(rows)
-            .map(|(id, (payload, (attempts, result, failed_at)))| DeadJob {
-                id,
-                attempts: attempts.unwrap_or_default(),
-                error: result.as_deref().map(error_of).unwrap_or_default(),
-                failed_at: failed_at.unwrap_or_default(),
-                payload: payload.unwrap_or_default(),
-            })
-            .collect();
-        dead.sort_by_key(|job| job.failed_at);
-        Ok(dead)
+            .flatten()
+            .map(|record| Ok(serde_json::from_str(&record)?))
+            .collect()
     }
 
-    /// Queues a dead job again as a new job with fresh attempts, and forgets the dead
-    /// one. Returns `false` when no dead job has this id.
+    /// Queues a dead job again under its id, with fresh attempts. Returns `false` when
+    /// no dead job has this id.
     ///
     /// # Errors
-    /// Fails when Redis is unavailable or the stored job no longer decodes as `J`.
+    /// Fails when Redis is unavailable or the record does not decode.
     pub async fn retry_dead(&self, id: &str) -> Result<bool, JobError> {
-        let config = self.config();
-        let mut connection = self.connection.clone();
-        let (is_dead, payload): (bool, Option<Vec<u8>>) = redis::pipe()
-            .sismember(config.dead_jobs_set(), id)
-            .hget(config.job_data_hash(), id)
-            .query_async(&mut connection)
-            .await?;
-        let Some(payload) = payload.filter(|_| is_dead) else {
+        let record: Option<String> = self.connection().hget(&self.keys.dead, id).await?;
+        let Some(record) = record else {
             return Ok(false);
         };
-        self.enqueue(serde_json::from_slice(&payload)?).await?;
-        redis::pipe()
-            .srem(config.dead_jobs_set(), id)
-            .hdel(config.job_data_hash(), id)
-            .del(self.meta_key(id))
-            .query_async::<()>(&mut connection)
+        let dead: DeadJob = serde_json::from_str(&record)?;
+        // Kept as JSON: a job that no longer decodes as `J` can still be revived once
+        // the code reads it again.
+        let mut envelope: serde_json::Value = serde_json::from_str(&dead.payload)?;
+        envelope["failures"] = 0.into();
+        let revived: u8 = REVIVE
+            .key(&self.keys.dead)
+            .key(&self.keys.dead_index)
+            .key(&self.keys.stream)
+            .arg(id)
+            .arg(envelope.to_string())
+            .invoke_async(&mut self.connection())
             .await?;
-        Ok(true)
+        Ok(revived == 1)
     }
 
-    /// Deletes the records of jobs that finished or died more than `age` ago. Returns
-    /// how many were deleted.
+    /// Deletes dead jobs buried more than `age` ago and forgets departed workers.
+    /// Returns how many dead jobs went.
     ///
     /// # Errors
     /// Fails when Redis is unavailable.
     pub async fn purge(&self, age: Duration) -> Result<usize, JobError> {
-        let purged = self.storage.clone().vacuum_before(age).await?;
-        let config = self.config();
-        let _: u64 = FORGET_PURGED
-            .key(config.done_jobs_set())
-            .key(config.dead_jobs_set())
-            .key(config.job_data_hash())
-            .invoke_async(&mut self.connection.clone())
+        let cutoff = unix_ms().saturating_sub(as_ms(age));
+        let mut purged = 0;
+        loop {
+            let deleted: usize = PURGE_DEAD
+                .key(&self.keys.dead)
+                .key(&self.keys.dead_index)
+                .arg(cutoff)
+                .arg(CHUNK)
+                .invoke_async(&mut self.connection())
+                .await?;
+            purged += deleted;
+            if deleted < CHUNK {
+                break;
+            }
+        }
+        let _: u64 = FORGET_DEPARTED
+            .key(&self.keys.stream)
+            .key(&self.keys.workers)
+            .arg(GROUP)
+            .arg(as_ms(CONSUMER_RETENTION))
+            .arg(unix_ms().saturating_sub(as_ms(CONSUMER_RETENTION)))
+            .invoke_async(&mut self.connection())
             .await?;
-        self.forget_departed_workers().await?;
         Ok(purged)
     }
 
-    /// Records a worker's name before it starts, so that the purge job can clean up
-    /// after it should it crash.
-    ///
-    /// # Errors
-    /// Fails when Redis is unavailable.
-    pub(super) async fn register(&self, worker: &str) -> Result<(), JobError> {
-        let mut connection = self.connection.clone();
-        connection.sadd::<_, _, ()>(self.worker_names(), worker).await?;
-        Ok(())
-    }
-
-    /// Removes a stopped worker's registration: apalis-redis 1.0 removes the wrong
-    /// member on shutdown, leaving the worker listed until its lease runs out.
-    ///
-    /// # Errors
-    /// Fails when Redis is unavailable.
-    pub(super) async fn unregister(&self, worker: &str) -> Result<(), JobError> {
-        redis::pipe()
-            .zrem(self.config().workers_set(), worker)
-            .del(self.worker_metadata_key(worker))
-            .srem(self.worker_names(), worker)
-            .query_async::<()>(&mut self.connection.clone())
-            .await?;
-        Ok(())
-    }
-
-    /// Forgets workers that died without unregistering once their lease has run out
-    /// and their jobs went back to the queue.
-    async fn forget_departed_workers(&self) -> Result<(), JobError> {
-        let mut connection = self.connection.clone();
-        let (known, registered): (Vec<String>, Vec<String>) = redis::pipe()
-            .smembers(self.worker_names())
-            .zrange(self.config().workers_set(), 0, -1)
-            .query_async(&mut connection)
-            .await?;
-        for worker in known.iter().filter(|worker| !registered.contains(worker)) {
-            redis::pipe()
-                .del(self.worker_metadata_key(worker))
-                .srem(self.worker_names(), worker)
-                .query_async::<()>(&mut connection)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Our own set of the names of workers started on this queue.
-    fn worker_names(&self) -> String {
-        format!("{}:worker-names", self.config().queue.as_ref())
-    }
-
-    fn worker_metadata_key(&self, worker: &str) -> String {
-        format!("{}:workers:metadata:{worker}", self.config().queue.as_ref())
-    }
-
-    /// Moves due jobs to the active list in chunks (see `scripts::PROMOTE_DUE`).
+    /// Moves due delayed jobs and retries to the stream, in chunks.
     ///
     /// # Errors
     /// Fails when Redis is unavailable.
     pub async fn promote_due(&self) -> Result<usize, JobError> {
-        let config = self.config();
-        let mut connection = self.connection.clone();
         let mut promoted = 0;
         loop {
             let moved: usize = PROMOTE_DUE
-                .key(config.scheduled_jobs_set())
-                .key(config.active_jobs_list())
-                .arg(unix_now())
-                .arg(PROMOTE_CHUNK)
-                .invoke_async(&mut connection)
+                .key(&self.keys.delayed)
+                .key(&self.keys.stream)
+                .arg(unix_ms())
+                .arg(CHUNK)
+                .invoke_async(&mut self.connection())
                 .await?;
             promoted += moved;
-            if moved < PROMOTE_CHUNK {
+            if moved < CHUNK {
                 return Ok(promoted);
             }
         }
     }
 
-    fn meta_key(&self, id: &str) -> String {
-        format!("{}:{id}", self.config().job_meta_hash())
+    pub(super) fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    pub(super) fn keys(&self) -> &QueueKeys {
+        &self.keys
+    }
+
+    pub(super) fn settings(&self) -> &JobSettings {
+        &self.settings
+    }
+
+    pub(super) fn connection(&self) -> ConnectionManager {
+        self.redis.connection()
     }
 }
 
-/// The message of a failed job's stored result, `{"Err": "..."}`.
-fn error_of(result: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(result)
-        .ok()
-        .and_then(|value| value["Err"].as_str().map(str::to_string))
-        .unwrap_or_else(|| result.to_string())
+pub(super) fn unix_ms() -> u64 {
+    as_ms(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
 }
 
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failed_result_gives_its_message() {
-        assert_eq!(error_of(r#"{"Err":"SMTP refused"}"#), "SMTP refused");
-        assert_eq!(error_of("not json"), "not json");
-    }
+pub(super) fn as_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -17,7 +17,7 @@ use {{crate_name}}::{
 };
 
 /// Logs stay quiet unless `TEST_LOG` is set.
-static TRACING: LazyLock<()> = LazyLock::new(|| {
+pub static TRACING: LazyLock<()> = LazyLock::new(|| {
     let settings = TelemetrySettings {
         filter: "info".into(),
         format: LogFormat::Pretty,

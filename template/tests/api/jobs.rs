@@ -1,6 +1,6 @@
-//! The job queue and worker against a real Redis. Each test has its own key prefix; the
-//! test job records what its handler saw in Redis, so that worker processes can be
-//! observed from outside.
+//! The job queue and worker against a real Redis. Each test has its own key prefix. The
+//! test job records what its handler saw on the shared test Redis, the *observer*, so
+//! that workers in other processes, or on a Redis a test breaks, can be watched.
 
 use std::{
     future::Future,
@@ -13,116 +13,193 @@ use serde::{Deserialize, Serialize};
 use tokio::{sync::watch, task::JoinHandle};
 
 use {{crate_name}}::{
-    jobs::{Job, JobQueue, JobSettings, JobStats, worker},
+    jobs::{Job, JobQueue, JobRun, JobSettings, JobStats, worker},
     redis::{Redis, RedisSettings},
 };
 
 use crate::{
-    helpers::{TestApp, spawn_app},
+    helpers::{TestApp, free_port, spawn_app},
     redis_server::PrivateRedis,
 };
 
-/// A job whose handler counts its starts, can sleep, fail or panic, and applies its
-/// effect idempotently: the effect counter can only reach one.
+/// A job whose handler records its runs, can sleep, block its thread, fail, panic or
+/// abort the process, and applies its effect idempotently: adding its id to a set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TestJob {
     pub id: u32,
-    /// Milliseconds the handler takes.
+    /// Milliseconds the handler awaits.
     pub sleep_ms: u64,
+    /// Milliseconds the handler blocks its thread, as CPU-bound or blocking code does.
+    pub block_ms: u64,
     /// The handler fails while the `broken` key exists.
     pub fails_while_broken: bool,
-    /// The handler fails on this many first runs.
-    pub fail_runs: u64,
+    /// The handler fails on this many first attempts.
+    pub fail_runs: u32,
     pub panics: bool,
+    /// The handler aborts its process: only for workers in child processes.
+    pub aborts: bool,
+    /// Records the effect only, for tests with thousands of jobs.
+    pub quiet: bool,
 }
 
-/// A queue of test jobs under a fresh key prefix, and what its handler recorded.
+impl TestJob {
+    pub fn new(id: u32) -> Self {
+        Self {
+            id,
+            ..Self::default()
+        }
+    }
+}
+
+/// A queue of test jobs, and the observer its handler records on.
 #[derive(Clone)]
 pub struct TestQueue {
-    pub redis: Redis,
     pub queue: JobQueue<TestJob>,
-    pub settings: JobSettings,
+    pub observer: Redis,
+    /// The key prefix of the queue and of the observer's records.
+    pub prefix: String,
 }
 
 impl TestQueue {
     pub async fn new() -> Self {
-        Self::on(crate::redis_server::url(), &unique_prefix()).await
+        Self::with(fast_settings()).await
     }
 
-    /// The queue under `prefix` on the Redis at `url`, e.g. to share it with a child.
-    pub async fn on(url: &str, prefix: &str) -> Self {
+    pub async fn with(settings: JobSettings) -> Self {
+        Self::on(crate::redis_server::url(), &unique_prefix(), settings).await
+    }
+
+    /// The queue under `prefix` on the Redis at `url`; the observer is the shared test
+    /// Redis, under the same prefix.
+    pub async fn on(url: &str, prefix: &str, settings: JobSettings) -> Self {
+        std::sync::LazyLock::force(&crate::helpers::TRACING);
         let redis = redis_under(url, prefix).await;
-        let settings = fast_settings();
-        let queue = JobQueue::new(&redis, &settings, "jobs");
         Self {
-            redis,
-            queue,
-            settings,
+            queue: JobQueue::new(&redis, &settings, "jobs"),
+            observer: redis_under(crate::redis_server::url(), prefix).await,
+            prefix: prefix.to_string(),
         }
     }
 
     /// Starts a worker in this process; it stops when the returned sender says so.
     pub fn start_worker(&self) -> (watch::Sender<bool>, JoinHandle<anyhow::Result<()>>) {
         let (stop, shutdown) = watch::channel(false);
-        let this = self.clone();
         let handler_queue = self.clone();
-        let worker = tokio::spawn(async move {
-            worker::run(
-                this.queue.clone(),
-                &this.settings,
-                move |job| handler_queue.clone().handle(job),
-                shutdown,
-            )
-            .await
-        });
+        let handler = move |job, run| handler_queue.clone().handle(job, run);
+        let worker = tokio::spawn(worker::run(self.queue.clone(), handler, shutdown));
         (stop, worker)
     }
 
     /// The test handler.
-    pub async fn handle(self, job: TestJob) -> anyhow::Result<()> {
-        let mut redis = self.redis.connection();
-        let runs: u64 = redis.incr(self.key("starts", job.id), 1).await?;
-        let now = now_ms();
-        let _: () = redis.rpush(self.key("started_at", job.id), now).await?;
-        tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
-        assert!(!job.panics, "a job that panics");
-        let broken: bool = redis.exists(self.redis.key("broken")).await?;
-        anyhow::ensure!(!(job.fails_while_broken && broken), "the service is broken");
-        anyhow::ensure!(runs > job.fail_runs, "planned failure on run {runs}");
-        // The idempotent effect: applied by the first run to get here, never again.
-        let first: bool = redis.set_nx(self.key("applied", job.id), 1).await?;
-        if first {
-            let _: () = redis.incr(self.key("effects", job.id), 1).await?;
+    pub async fn handle(self, job: TestJob, run: JobRun) -> anyhow::Result<()> {
+        let mut observer = self.observer.connection();
+        if !job.quiet {
+            let _: () = redis::pipe()
+                .incr(self.key("starts", job.id), 1)
+                .rpush(self.key("started_at", job.id), now_ms())
+                .rpush(
+                    self.key("runs", job.id),
+                    format!("{} {}", run.id, run.attempt),
+                )
+                .query_async(&mut observer)
+                .await?;
         }
+        tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
+        std::thread::sleep(Duration::from_millis(job.block_ms));
+        assert!(!job.panics, "a job that panics");
+        if job.aborts {
+            std::process::abort();
+        }
+        let broken: bool = observer.exists(self.observer.key("broken")).await?;
+        anyhow::ensure!(!(job.fails_while_broken && broken), "the service is broken");
+        anyhow::ensure!(
+            run.attempt > job.fail_runs,
+            "planned failure on attempt {}",
+            run.attempt
+        );
+        let _: () = redis::pipe()
+            .sadd(self.observer.key("effects"), job.id)
+            .rpush(self.key("finished_at", job.id), now_ms())
+            .query_async(&mut observer)
+            .await?;
         Ok(())
     }
 
     fn key(&self, what: &str, id: u32) -> String {
-        self.redis.key(&format!("test:{what}:{id}"))
+        self.observer.key(&format!("test:{what}:{id}"))
     }
 
     pub async fn count(&self, what: &str, id: u32) -> u64 {
-        let mut redis = self.redis.connection();
-        let value: Option<u64> = redis.get(self.key(what, id)).await.unwrap();
+        let value: Option<u64> = self
+            .observer
+            .connection()
+            .get(self.key(what, id))
+            .await
+            .unwrap();
         value.unwrap_or_default()
     }
 
-    pub async fn started_at(&self, id: u32) -> Vec<u64> {
-        let mut redis = self.redis.connection();
-        redis.lrange(self.key("started_at", id), 0, -1).await.unwrap()
+    /// Unix ms of each start (or, for `finished_at`, each finish) of job `id`.
+    pub async fn times(&self, what: &str, id: u32) -> Vec<u64> {
+        self.observer
+            .connection()
+            .lrange(self.key(what, id), 0, -1)
+            .await
+            .unwrap()
+    }
+
+    /// `(job id, attempt)` of each run of test job `id`.
+    pub async fn runs(&self, id: u32) -> Vec<(String, u32)> {
+        let runs: Vec<String> = self
+            .observer
+            .connection()
+            .lrange(self.key("runs", id), 0, -1)
+            .await
+            .unwrap();
+        runs.iter()
+            .map(|run| {
+                let (job_id, attempt) = run.split_once(' ').unwrap();
+                (job_id.to_string(), attempt.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// How many distinct jobs applied their effect.
+    pub async fn effects(&self) -> u64 {
+        self.observer
+            .connection()
+            .scard(self.observer.key("effects"))
+            .await
+            .unwrap()
+    }
+
+    pub async fn applied(&self, id: u32) -> bool {
+        let key = self.observer.key("effects");
+        self.observer.connection().sismember(key, id).await.unwrap()
     }
 
     pub async fn stats(&self) -> JobStats {
         self.queue.stats().await.expect("Failed to read the stats")
     }
 
+    /// Waits until nothing is queued, scheduled or running.
+    pub async fn wait_until_idle(&self, limit: Duration) {
+        eventually("the queue to be idle", limit, || async {
+            self.queue
+                .stats()
+                .await
+                .is_ok_and(|stats| (stats.queued, stats.scheduled, stats.running) == (0, 0, 0))
+        })
+        .await;
+    }
+
     pub async fn set_broken(&self, broken: bool) {
-        let mut redis = self.redis.connection();
-        let key = self.redis.key("broken");
+        let mut observer = self.observer.connection();
+        let key = self.observer.key("broken");
         let _: () = if broken {
-            redis.set(key, 1).await.unwrap()
+            observer.set(key, 1).await.unwrap()
         } else {
-            redis.del(key).await.unwrap()
+            observer.del(key).await.unwrap()
         };
     }
 }
@@ -138,18 +215,21 @@ pub async fn redis_under(url: &str, prefix: &str) -> Redis {
     .expect("Failed to connect to Redis")
 }
 
-/// A 2 s lease (1 s heartbeats) and short backoff, so recovery and retries are quick.
+/// A 2 s lease, 100 ms polls and short backoff, so recovery and retries are quick.
 pub fn fast_settings() -> JobSettings {
     JobSettings {
         concurrency: 4,
         fetch_batch: 8,
-        heartbeat_secs: 1,
+        poll_interval_ms: 100,
         lease_secs: 2,
+        max_deliveries: 3,
         max_attempts: 3,
         backoff_min_ms: 200,
         backoff_max_secs: 5,
+        dead_max: 100,
         retention_hours: 1,
         purge_interval_secs: 3600,
+        shutdown_timeout_secs: 10,
     }
 }
 
@@ -194,43 +274,69 @@ impl TestApp {
 const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
-async fn the_worker_runs_enqueued_jobs() {
+async fn the_worker_runs_enqueued_jobs_and_hands_each_its_id() {
     let test = TestQueue::new().await;
+    let mut ids = Vec::new();
     for id in 0..20 {
-        test.queue.enqueue(TestJob { id, ..TestJob::default() }).await.unwrap();
+        ids.push(test.queue.enqueue(TestJob::new(id)).await.unwrap());
     }
     assert_eq!(test.stats().await.queued, 20);
 
     let (_stop, _worker) = test.start_worker();
 
-    eventually("20 jobs done", WAIT, || async { test.stats().await.done == 20 }).await;
-    for id in 0..20 {
-        assert_eq!(test.count("effects", id).await, 1);
+    eventually("20 jobs done", WAIT, || async {
+        test.stats().await.done == 20
+    })
+    .await;
+    for (id, job_id) in (0..20).zip(&ids) {
+        assert_eq!(test.runs(id).await, [(job_id.to_string(), 1)]);
     }
     let stats = test.stats().await;
-    assert_eq!((stats.queued, stats.running, stats.dead), (0, 0, 0));
+    assert_eq!(
+        (stats.queued, stats.running, stats.dead, stats.workers),
+        (0, 0, 0, 1)
+    );
 }
 
 #[tokio::test]
-async fn a_failing_job_is_retried_with_growing_pauses() {
+async fn a_failing_job_is_retried_with_the_configured_backoff() {
     let test = TestQueue::new().await;
     let (_stop, _worker) = test.start_worker();
 
-    let job = TestJob { id: 1, fail_runs: 2, ..TestJob::default() };
-    test.queue.enqueue(job).await.unwrap();
+    let id = test
+        .queue
+        .enqueue(TestJob {
+            fail_runs: 2,
+            ..TestJob::new(1)
+        })
+        .await
+        .unwrap();
 
-    eventually("the third run to succeed", WAIT, || async {
-        test.count("effects", 1).await == 1
+    eventually("the third attempt to succeed", WAIT, || async {
+        test.applied(1).await
     })
     .await;
-    let started = test.started_at(1).await;
-    assert_eq!(started.len(), 3, "two failures, then success");
-    let (first_pause, second_pause) = (started[1] - started[0], started[2] - started[1]);
-    // backoff_min_ms = 200, doubled for the second retry.
-    assert!(first_pause >= 200, "first pause {first_pause} ms");
-    assert!(second_pause >= 400, "second pause {second_pause} ms");
-    eventually("the job to be done", WAIT, || async { test.stats().await.done == 1 }).await;
-    assert_eq!(test.stats().await.dead, 0);
+    let runs = test.runs(1).await;
+    let expected: Vec<_> = (1..=3).map(|attempt| (id.to_string(), attempt)).collect();
+    assert_eq!(runs, expected, "one job id, attempts counted");
+    let started = test.times("started_at", 1).await;
+    // backoff_min_ms = 200, doubled for the second retry, plus up to a quarter of jitter;
+    // a retry is picked up within one 100 ms poll of falling due.
+    for (pause, backoff) in [
+        (started[1] - started[0], 200),
+        (started[2] - started[1], 400),
+    ] {
+        assert!(
+            pause >= backoff,
+            "retried after {pause} ms, backoff {backoff} ms"
+        );
+        assert!(
+            pause < backoff * 5 / 4 + 100 + 700,
+            "retried after {pause} ms, backoff {backoff} ms"
+        );
+    }
+    test.wait_until_idle(WAIT).await;
+    assert_eq!((test.stats().await.done, test.stats().await.dead), (1, 0));
 }
 
 #[tokio::test]
@@ -239,156 +345,407 @@ async fn a_job_out_of_attempts_is_dead_until_retried() {
     test.set_broken(true).await;
     let (_stop, _worker) = test.start_worker();
 
-    let job = TestJob { id: 7, fails_while_broken: true, ..TestJob::default() };
-    test.queue.enqueue(job.clone()).await.unwrap();
+    let job = TestJob {
+        fails_while_broken: true,
+        ..TestJob::new(7)
+    };
+    let id = test.queue.enqueue(job.clone()).await.unwrap();
 
-    eventually("the job to die", WAIT, || async { test.stats().await.dead == 1 }).await;
+    eventually("the job to die", WAIT, || async {
+        test.stats().await.dead == 1
+    })
+    .await;
     assert_eq!(test.count("starts", 7).await, 3, "max_attempts runs");
     let dead = test.queue.dead().await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].attempts, 3);
-    assert!(dead[0].error.contains("the service is broken"), "{:?}", dead[0]);
-    let payload: TestJob = serde_json::from_str(&dead[0].payload).unwrap();
-    assert_eq!(payload, job);
+    assert_eq!(
+        (dead[0].id.as_str(), dead[0].attempts),
+        (id.to_string().as_str(), 3)
+    );
+    assert!(
+        dead[0].error.contains("the service is broken"),
+        "{:?}",
+        dead[0]
+    );
+    let payload: serde_json::Value = serde_json::from_str(&dead[0].payload).unwrap();
+    assert_eq!(payload["job"], serde_json::to_value(&job).unwrap());
 
     test.set_broken(false).await;
     assert!(test.queue.retry_dead(&dead[0].id).await.unwrap());
-    assert!(!test.queue.retry_dead(&dead[0].id).await.unwrap(), "retried once");
+    assert!(
+        !test.queue.retry_dead(&dead[0].id).await.unwrap(),
+        "retried once"
+    );
 
     eventually("the retried job to succeed", WAIT, || async {
-        test.count("effects", 7).await == 1
+        test.applied(7).await
     })
     .await;
-    eventually("the dead set to empty", WAIT, || async {
-        let stats = test.stats().await;
-        stats.dead == 0 && stats.done == 1
-    })
-    .await;
+    assert_eq!(
+        test.runs(7).await.last().unwrap(),
+        &(id.to_string(), 1),
+        "fresh attempts"
+    );
+    test.wait_until_idle(WAIT).await;
+    let stats = test.stats().await;
+    assert_eq!((stats.dead, stats.done), (0, 1));
 }
 
 #[tokio::test]
-async fn a_panicking_job_goes_straight_to_the_dead_set() {
+async fn a_panicking_job_is_buried_and_the_worker_carries_on() {
     let test = TestQueue::new().await;
     let (_stop, _worker) = test.start_worker();
 
-    test.queue.enqueue(TestJob { id: 3, panics: true, ..TestJob::default() }).await.unwrap();
-    test.queue.enqueue(TestJob { id: 4, ..TestJob::default() }).await.unwrap();
+    test.queue
+        .enqueue(TestJob {
+            panics: true,
+            ..TestJob::new(3)
+        })
+        .await
+        .unwrap();
+    test.queue.enqueue(TestJob::new(4)).await.unwrap();
 
-    eventually("the panic to be buried", WAIT, || async { test.stats().await.dead == 1 }).await;
+    eventually("the panic to be buried", WAIT, || async {
+        test.stats().await.dead == 1
+    })
+    .await;
     assert_eq!(test.count("starts", 3).await, 1, "a panic is not retried");
+    let dead = test.queue.dead().await.unwrap();
+    assert!(dead[0].error.contains("a job that panics"), "{:?}", dead[0]);
     eventually("the other job to run", WAIT, || async {
-        test.count("effects", 4).await == 1
+        test.applied(4).await
     })
     .await;
 }
 
 #[tokio::test]
-async fn a_delayed_job_does_not_run_early() {
+async fn a_delayed_job_runs_not_before_its_time_and_within_a_poll_after() {
     let test = TestQueue::new().await;
     let (_stop, _worker) = test.start_worker();
     let enqueued = now_ms();
 
     test.queue
-        .enqueue_in(TestJob { id: 5, ..TestJob::default() }, Duration::from_secs(3))
+        .enqueue_in(TestJob::new(5), Duration::from_millis(1500))
         .await
         .unwrap();
 
     assert_eq!(test.stats().await.scheduled, 1);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(test.count("starts", 5).await, 0, "ran before its time");
     eventually("the delayed job to run", WAIT, || async {
-        test.count("effects", 5).await == 1
+        test.applied(5).await
     })
     .await;
-    // Due times have a one-second resolution.
-    let waited = test.started_at(5).await[0] - enqueued;
-    assert!(waited >= 2000, "ran after {waited} ms");
+    let waited = test.times("started_at", 5).await[0] - enqueued;
+    assert!(waited >= 1500, "ran after {waited} ms, due after 1500 ms");
+    // One 100 ms poll, and room for a loaded machine.
+    assert!(
+        waited < 1500 + 100 + 700,
+        "ran after {waited} ms, due after 1500 ms"
+    );
 }
 
 #[tokio::test]
-async fn shutdown_lets_running_jobs_finish() {
-    let test = TestQueue::new().await;
-    let (stop, worker) = test.start_worker();
-    test.queue.enqueue(TestJob { id: 9, sleep_ms: 1000, ..TestJob::default() }).await.unwrap();
-    eventually("the job to start", WAIT, || async { test.count("starts", 9).await == 1 }).await;
+async fn shutdown_finishes_running_jobs_and_hands_back_claimed_ones() {
+    // One slot, eight claimed per fetch, and a lease far longer than the test: the
+    // claimed jobs can only reach the second worker by being handed back.
+    let settings = JobSettings {
+        concurrency: 1,
+        fetch_batch: 8,
+        lease_secs: 60,
+        ..fast_settings()
+    };
+    let test = TestQueue::with(settings).await;
+    let mut jobs = vec![TestJob {
+        sleep_ms: 1000,
+        ..TestJob::new(0)
+    }];
+    jobs.extend((1..6).map(TestJob::new));
+    test.queue.enqueue_all(jobs).await.unwrap();
+    let (stop, first) = test.start_worker();
+    eventually("the long job to start", WAIT, || async {
+        test.count("starts", 0).await == 1
+    })
+    .await;
+    assert_eq!(
+        test.stats().await.running,
+        6,
+        "all six claimed by the first worker"
+    );
 
     stop.send(true).unwrap();
-    tokio::time::timeout(WAIT, worker).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(WAIT, first)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 
-    assert_eq!(test.count("effects", 9).await, 1, "the running job finished");
+    assert!(test.applied(0).await, "the running job finished");
+    for id in 1..6 {
+        assert_eq!(test.count("starts", id).await, 0, "job {id} was started");
+    }
     let stats = test.stats().await;
-    assert_eq!((stats.done, stats.running, stats.workers), (1, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.queued, stats.running, stats.workers),
+        (5, 0, 0),
+        "{stats:?}"
+    );
+    let (_stop, _second) = test.start_worker();
+    eventually(
+        "the handed-back jobs to run",
+        Duration::from_secs(5),
+        || async { test.effects().await == 6 },
+    )
+    .await;
 }
 
 #[tokio::test]
-async fn a_backlog_beyond_one_script_call_is_worked_off() {
+async fn a_blocking_handler_keeps_its_lease_and_does_not_hold_up_other_jobs() {
     let test = TestQueue::new().await;
-    // More than Lua's unpack limit (about 8000), all due at once.
-    let jobs: Vec<_> = (0..10_000).map(|id| TestJob { id, ..TestJob::default() }).collect();
-    test.queue.enqueue_all(jobs).await.unwrap();
-    assert_eq!(test.stats().await.queued, 10_000);
-
-    let (_stop, _worker) = test.start_worker();
-
-    eventually("the backlog to be done", Duration::from_secs(60), || async {
-        test.stats().await.done == 10_000
+    let (_stop_a, _a) = test.start_worker();
+    let (_stop_b, _b) = test.start_worker();
+    // Blocks its thread for longer than the 2 s lease.
+    test.queue
+        .enqueue(TestJob {
+            block_ms: 3000,
+            ..TestJob::new(0)
+        })
+        .await
+        .unwrap();
+    eventually("the blocking job to start", WAIT, || async {
+        test.count("starts", 0).await == 1
     })
     .await;
+
+    let quick: Vec<_> = (1..=200).map(TestJob::new).collect();
+    test.queue.enqueue_all(quick).await.unwrap();
+
+    eventually("every job to finish", Duration::from_secs(20), || async {
+        test.effects().await == 201
+    })
+    .await;
+    let blocking_finished = test.times("finished_at", 0).await[0];
+    for id in 1..=200 {
+        let finished = test.times("finished_at", id).await[0];
+        assert!(
+            finished < blocking_finished,
+            "job {id} waited for the blocking one"
+        );
+    }
+    // Had the lease lapsed, the other worker would have started it again by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(test.count("starts", 0).await, 1, "started once");
+    assert_eq!(test.stats().await.done, 201);
+}
+
+#[tokio::test]
+async fn backlogs_arriving_while_workers_run_are_all_worked_off() {
+    let settings = JobSettings {
+        concurrency: 16,
+        fetch_batch: 32,
+        ..fast_settings()
+    };
+    let test = TestQueue::with(settings).await;
+    let (_stop_a, _a) = test.start_worker();
+    let (_stop_b, _b) = test.start_worker();
+    let quiet = |id| TestJob {
+        quiet: true,
+        ..TestJob::new(id)
+    };
+
+    // 12 000 at once, more than Lua can unpack in one call...
+    test.queue
+        .enqueue_all((0..12_000).map(quiet).collect())
+        .await
+        .unwrap();
+    // ...and 12 000 delayed ones falling due together.
+    let delayed =
+        (12_000..24_000).map(|id| test.queue.enqueue_in(quiet(id), Duration::from_secs(2)));
+    futures_util::future::try_join_all(delayed).await.unwrap();
+
+    eventually("24 000 jobs to run", Duration::from_secs(120), || async {
+        test.effects().await == 24_000
+    })
+    .await;
+    test.wait_until_idle(WAIT).await;
+    let stats = test.stats().await;
+    assert_eq!((stats.done, stats.dead), (24_000, 0), "{stats:?}");
 }
 
 #[tokio::test]
 async fn enqueue_once_queues_one_job_per_key() {
     let test = TestQueue::new().await;
+    let mut ids = Vec::new();
     for _ in 0..3 {
-        test.queue.enqueue_once(TestJob::default(), "nightly:42").await.unwrap();
+        ids.push(
+            test.queue
+                .enqueue_once(TestJob::default(), "nightly:42")
+                .await
+                .unwrap(),
+        );
     }
-    test.queue.enqueue_once(TestJob::default(), "nightly:43").await.unwrap();
+    let other = test
+        .queue
+        .enqueue_once(TestJob::default(), "nightly:43")
+        .await
+        .unwrap();
 
     assert_eq!(test.stats().await.queued, 2);
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_ne!(other, ids[0]);
 }
 
 #[tokio::test]
-async fn purging_forgets_finished_jobs() {
-    let test = TestQueue::new().await;
+async fn the_dead_set_keeps_the_newest_jobs_up_to_its_cap() {
+    let settings = JobSettings {
+        max_attempts: 1,
+        dead_max: 3,
+        ..fast_settings()
+    };
+    let test = TestQueue::with(settings).await;
+    test.set_broken(true).await;
     let (_stop, _worker) = test.start_worker();
-    test.queue.enqueue(TestJob { id: 1, ..TestJob::default() }).await.unwrap();
-    eventually("the job to be done", WAIT, || async { test.stats().await.done == 1 }).await;
 
-    assert_eq!(test.queue.purge(Duration::from_secs(3600)).await.unwrap(), 0, "too recent");
-    assert_eq!(test.queue.purge(Duration::ZERO).await.unwrap(), 1);
-    assert_eq!(test.stats().await.done, 0);
+    for id in 0..5 {
+        let job = TestJob {
+            fails_while_broken: true,
+            ..TestJob::new(id)
+        };
+        test.queue.enqueue(job).await.unwrap();
+        eventually("the job to die", WAIT, || async {
+            test.count("starts", id).await == 1
+        })
+        .await;
+        test.wait_until_idle(WAIT).await;
+    }
+
+    let dead = test.queue.dead().await.unwrap();
+    let kept: Vec<u64> = dead
+        .iter()
+        .map(|job| {
+            serde_json::from_str::<serde_json::Value>(&job.payload).unwrap()["job"]["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(kept, [2, 3, 4]);
+    assert_eq!(test.stats().await.dead, 3);
 }
 
 #[tokio::test]
-async fn the_worker_carries_on_after_a_redis_restart() {
+async fn purging_deletes_dead_jobs_past_their_retention() {
+    let test = TestQueue::with(JobSettings {
+        max_attempts: 1,
+        ..fast_settings()
+    })
+    .await;
+    test.set_broken(true).await;
+    let (_stop, _worker) = test.start_worker();
+    test.queue
+        .enqueue(TestJob {
+            fails_while_broken: true,
+            ..TestJob::new(1)
+        })
+        .await
+        .unwrap();
+    eventually("the job to die", WAIT, || async {
+        test.stats().await.dead == 1
+    })
+    .await;
+
+    assert_eq!(
+        test.queue.purge(Duration::from_secs(3600)).await.unwrap(),
+        0,
+        "too recent"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(test.queue.purge(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(test.stats().await.dead, 0);
+}
+
+#[tokio::test]
+async fn a_job_that_no_longer_decodes_is_buried_with_the_reason() {
+    let test = TestQueue::new().await;
+    // An older release's job, under the same queue.
+    let redis = redis_under(crate::redis_server::url(), &test.prefix).await;
+    let stale: JobQueue<serde_json::Value> = JobQueue::new(&redis, &fast_settings(), "jobs");
+    let id = stale
+        .enqueue(serde_json::json!({ "retired_field": 1 }))
+        .await
+        .unwrap();
+    let (_stop, _worker) = test.start_worker();
+
+    eventually("the job to be buried", WAIT, || async {
+        test.stats().await.dead == 1
+    })
+    .await;
+    let dead = test.queue.dead().await.unwrap();
+    assert_eq!(dead[0].id, id.to_string());
+    assert!(dead[0].error.contains("does not decode"), "{:?}", dead[0]);
+}
+
+#[tokio::test]
+async fn the_worker_carries_on_after_redis_restarts_empty() {
     let server = PrivateRedis::start();
     let port = server.port();
-    let test = TestQueue::on(&server.url(), &unique_prefix()).await;
+    let test = TestQueue::on(&server.url(), &unique_prefix(), fast_settings()).await;
     let (_stop, _worker) = test.start_worker();
-    test.queue.enqueue(TestJob { id: 1, ..TestJob::default() }).await.unwrap();
-    eventually("the first job", WAIT, || async { test.count("effects", 1).await == 1 }).await;
+    test.queue.enqueue(TestJob::new(1)).await.unwrap();
+    eventually("the first job", WAIT, || async { test.applied(1).await }).await;
 
     server.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(test.queue.stats().await.is_err(), "Redis is down");
     let _restarted = PrivateRedis::start_on(port);
 
-    // Nothing was persisted: the restarted server is empty, the worker registers again.
-    eventually("the queue to answer again", Duration::from_secs(30), || async {
-        test.queue.enqueue(TestJob { id: 2, ..TestJob::default() }).await.is_ok()
+    // Nothing was persisted: the stream and its group are gone and come back.
+    eventually(
+        "the queue to answer again",
+        Duration::from_secs(30),
+        || async { test.queue.enqueue(TestJob::new(2)).await.is_ok() },
+    )
+    .await;
+    eventually(
+        "the job after the restart",
+        Duration::from_secs(45),
+        || async { test.applied(2).await },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn queued_jobs_survive_a_redis_restart_with_persistence() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = PrivateRedis::start_persistent(port, dir.path());
+    let test = TestQueue::on(&server.url(), &unique_prefix(), fast_settings()).await;
+    let jobs: Vec<_> = (0..200)
+        .map(|id| TestJob {
+            sleep_ms: 20,
+            ..TestJob::new(id)
+        })
+        .collect();
+    test.queue.enqueue_all(jobs).await.unwrap();
+    let (_stop, _worker) = test.start_worker();
+    eventually("some jobs to run", WAIT, || async {
+        test.effects().await >= 20
     })
     .await;
-    eventually("the job after the restart", Duration::from_secs(45), || async {
-        test.count("effects", 2).await == 1
+
+    server.stop();
+    let _restarted = PrivateRedis::start_persistent(port, dir.path());
+
+    eventually("every job to run", Duration::from_secs(60), || async {
+        test.effects().await == 200
     })
     .await;
+    test.wait_until_idle(Duration::from_secs(20)).await;
+    assert_eq!(test.stats().await.dead, 0);
 }
 
 #[tokio::test]
 async fn the_app_enqueues_jobs_its_worker_runs() {
     let app = spawn_app().await;
 
-    app.state.jobs.enqueue(Job::PurgeFinishedJobs).await.unwrap();
+    app.state.jobs.enqueue(Job::PurgeDeadJobs).await.unwrap();
 
     app.wait_for_jobs().await;
     let stats = app.state.jobs.stats().await.unwrap();

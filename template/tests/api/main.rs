@@ -7,6 +7,7 @@ mod health;
 mod helpers;
 {% if email %}mod mail;
 {% endif %}{% if queue %}mod jobs;
+mod jobs_faults;
 mod jobs_worker;
 {% endif %}{% if uses_redis %}mod redis_server;
 {% endif %}mod shutdown;

@@ -42,9 +42,24 @@ impl PrivateRedis {
         Self::start_on(crate::helpers::free_port())
     }
 
+    /// A server on `port` that keeps nothing on disk.
     pub fn start_on(port: u16) -> Self {
+        Self::launch(port, "--save '' --appendonly no")
+    }
+
+    /// A server on `port` that writes every command to an append-only file in `dir`
+    /// before answering, so a restart on the same `dir` loses nothing.
+    pub fn start_persistent(port: u16, dir: &std::path::Path) -> Self {
+        let options = format!(
+            "--save '' --appendonly yes --appendfsync always --dir '{}'",
+            dir.display()
+        );
+        Self::launch(port, &options)
+    }
+
+    fn launch(port: u16, options: &str) -> Self {
         let script = format!(
-            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no & \
+            "redis-server --port {port} --bind 127.0.0.1 {options} & \
              server=$!; read _; kill $server"
         );
         let shell = Command::new("sh")

@@ -1,0 +1,283 @@
+//! The consuming side: fetches jobs, runs each in a task of its own, settles them.
+//!
+//! Delivery is at least once. A delivered job stays in the consumer group's pending
+//! list, leased to its worker, until the worker settles it; a worker that dies or stalls
+//! past `lease_secs` loses its jobs to the next worker that looks. Handlers must
+//! therefore be idempotent: running a job twice must have the effect of running it once
+//! (the [`JobRun::id`] is the key to remember it by).
+
+mod fetch;
+mod lease;
+mod settle;
+mod threads;
+
+use std::{
+    collections::VecDeque,
+    hash::{BuildHasher as _, RandomState},
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::Duration,
+};
+
+use futures_util::FutureExt as _;
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tracing::Instrument as _;
+
+use self::{
+    fetch::{Fetcher, RawDelivery},
+    lease::Leases,
+    settle::{Outcome, Settle, Settler},
+    threads::HandlerThreads,
+};
+use super::{
+    DeadJob, JobQueue, JobRun, JobSettings,
+    envelope::{Envelope, EnvelopeHeader, JobId},
+    queue::{as_ms, unix_ms},
+};
+
+/// First and longest pause after the queue failed to answer.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+
+/// Runs `handler` on `queue`'s jobs until `shutdown` turns true (or its sender is
+/// dropped); then stops fetching, hands claimed but unstarted jobs back to the queue,
+/// and waits up to `shutdown_timeout_secs` for running jobs to finish.
+///
+/// At most `concurrency` handlers run at once, each on a thread of its own (see
+/// `threads.rs`): a handler that blocks holds up no other job, a panic fails its job
+/// only. A failed job is retried with exponential backoff; after `max_attempts`
+/// failed runs, a panic, or `max_deliveries` deliveries that never finished (the
+/// process died each time), it moves to the dead set. Redis failures never stop the
+/// worker: it pauses and tries again.
+///
+/// # Errors
+/// Fails on settings no worker can run with, or when a thread cannot be started.
+pub async fn run<J, H, Fut>(
+    queue: JobQueue<J>,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()>
+where
+    J: Serialize + DeserializeOwned + Send + 'static,
+    H: Fn(J, JobRun) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let settings = queue.settings().clone();
+    settings.validate()?;
+    let consumer: Arc<str> = consumer_name().into();
+    let keys = queue.keys().clone();
+    let leases = Leases::start(
+        queue.redis().clone(),
+        keys,
+        consumer.clone(),
+        settings.lease(),
+    )?;
+    let settler = Settler::start(queue.clone(), consumer.clone(), leases.held());
+    let mut fetcher = Fetcher::new(queue, consumer.clone(), leases.held());
+    let jobs = Jobs {
+        handler: Arc::new(handler),
+        settle: settler.settle(),
+        settings: Arc::new(settings.clone()),
+    };
+    let threads = HandlerThreads::start(settings.concurrency, &tokio::runtime::Handle::current())?;
+    let slots = Arc::new(Semaphore::new(settings.concurrency));
+    let mut claimed = VecDeque::new();
+    let mut pause = FIRST_PAUSE;
+    tracing::debug!(worker = %consumer, "Fetching jobs");
+
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot?,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        if claimed.is_empty() {
+            match fetcher.next(settings.fetch_batch).await {
+                Ok(deliveries) => {
+                    pause = FIRST_PAUSE;
+                    claimed.extend(deliveries.into_iter().filter_map(|raw| jobs.accept(raw)));
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, ?pause, "Failed to fetch jobs; trying again");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                    }
+                    pause = (pause * 2).min(LONGEST_PAUSE);
+                }
+            }
+        }
+        if let Some(delivery) = claimed.pop_front() {
+            threads.run(jobs.perform(delivery, slot));
+        }
+    }
+
+    for delivery in claimed {
+        let payload = delivery.payload;
+        jobs.settle
+            .send(delivery.entry, Outcome::HandBack { payload });
+    }
+    let limit = settings.shutdown_timeout();
+    let all_slots = u32::try_from(settings.concurrency)?;
+    if tokio::time::timeout(limit, slots.acquire_many(all_slots))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            jobs = settings.concurrency - slots.available_permits(),
+            "Jobs still running at the shutdown timeout will run again on another worker"
+        );
+    }
+    drop((jobs, threads));
+    if !settler.finish(limit).await {
+        tracing::warn!("Jobs not settled by the shutdown timeout will run again on another worker");
+    }
+    drop(leases);
+    Ok(())
+}
+
+/// A delivery accepted for running.
+struct Delivery<J> {
+    entry: String,
+    /// The envelope's JSON, to retry or hand back from.
+    payload: String,
+    envelope: Envelope<J>,
+}
+
+/// What every job task shares.
+struct Jobs<H> {
+    handler: Arc<H>,
+    settle: Settle,
+    settings: Arc<JobSettings>,
+}
+
+impl<H> Jobs<H> {
+    /// The delivery to run, or `None` after burying it: it was delivered too often
+    /// without finishing, or does not decode as a job.
+    fn accept<J: DeserializeOwned>(&self, raw: RawDelivery) -> Option<Delivery<J>> {
+        let max_deliveries = self.settings.max_deliveries;
+        let refusal = if raw.deliveries > max_deliveries {
+            format!(
+                "delivered {} times without finishing: its worker died or stalled each time",
+                raw.deliveries - 1
+            )
+        } else {
+            match serde_json::from_str::<Envelope<J>>(&raw.payload) {
+                Ok(envelope) => {
+                    return Some(Delivery {
+                        entry: raw.entry,
+                        payload: raw.payload,
+                        envelope,
+                    });
+                }
+                Err(error) => format!("does not decode as a job: {error}"),
+            }
+        };
+        tracing::error!(reason = %refusal, "Burying a job");
+        let header = serde_json::from_str::<EnvelopeHeader>(&raw.payload).ok();
+        let (id, failures) =
+            header.map_or((JobId::new(), 0), |header| (header.id, header.failures));
+        self.settle
+            .send(raw.entry, bury(id, failures, refusal, raw.payload));
+        None
+    }
+
+    /// Runs one job and settles it; `slot` is freed once the settlement is handed over.
+    fn perform<J, Fut>(
+        &self,
+        delivery: Delivery<J>,
+        slot: OwnedSemaphorePermit,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        H: Fn(J, JobRun) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+        J: Send + 'static,
+    {
+        let (handler, settle, settings) = (
+            self.handler.clone(),
+            self.settle.clone(),
+            self.settings.clone(),
+        );
+        let run = delivery.envelope.run();
+        let span = tracing::info_span!("job", id = %run.id, attempt = run.attempt);
+        async move {
+            let job = delivery.envelope.job;
+            // Calling the handler inside the future catches a panic in the call too.
+            let result = AssertUnwindSafe(async move { handler(job, run).await })
+                .catch_unwind()
+                .await;
+            let outcome = match result {
+                Ok(Ok(())) => Outcome::Done,
+                Ok(Err(error)) => failed(&settings, run, &error, delivery.payload),
+                Err(panic) => {
+                    let reason = format!("the job panicked: {}", panic_message(&*panic));
+                    tracing::error!(reason = %reason, "Burying a job");
+                    bury(run.id, run.attempt, reason, delivery.payload)
+                }
+            };
+            settle.send(delivery.entry, outcome);
+            drop(slot);
+        }
+        .instrument(span)
+    }
+}
+
+/// The outcome of a failed run: a retry after the backoff, or burial once the job has
+/// used its attempts.
+fn failed(settings: &JobSettings, run: JobRun, error: &anyhow::Error, payload: String) -> Outcome {
+    let reason = format!("{error:#}");
+    if run.attempt >= settings.max_attempts {
+        tracing::error!(error = %reason, "A job failed for the last time; burying it");
+        return bury(run.id, run.attempt, reason, payload);
+    }
+    let jitter = RandomState::new().hash_one((run.id, run.attempt));
+    let delay = settings.retry_delay(run.attempt, jitter);
+    tracing::warn!(error = %reason, retry_in = ?delay, "A job failed; it will be retried");
+    match with_failures(&payload, run.attempt) {
+        Ok(payload) => Outcome::RetryAt {
+            due_ms: unix_ms().saturating_add(as_ms(delay)),
+            payload,
+        },
+        Err(error) => bury(
+            run.id,
+            run.attempt,
+            format!("{reason}; not retried: {error}"),
+            payload,
+        ),
+    }
+}
+
+/// The stored job `payload` with its failure count set to `failures`.
+fn with_failures(payload: &str, failures: u32) -> serde_json::Result<String> {
+    let mut envelope: serde_json::Value = serde_json::from_str(payload)?;
+    envelope["failures"] = failures.into();
+    Ok(envelope.to_string())
+}
+
+fn bury(id: JobId, attempts: u32, error: String, payload: String) -> Outcome {
+    let record = DeadJob {
+        id: id.to_string(),
+        attempts,
+        error,
+        failed_at: unix_ms() / 1000,
+        payload,
+    };
+    Outcome::Bury {
+        id: record.id.clone(),
+        record: serde_json::to_string(&record).expect("a dead job record always encodes"),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
+
+/// Unique per worker run: the consumer name its deliveries are pending under.
+fn consumer_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}-{}", std::process::id(), JobId::new())
+}

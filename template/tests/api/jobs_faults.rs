@@ -1,0 +1,122 @@
+//! No job is lost when Redis misbehaves under load: two workers work off 2000 jobs on a
+//! private Redis while it stalls for longer than the lease, or drops every connection.
+//! A stall makes every lease run out at once, so jobs in flight are taken over and may
+//! run twice; the property is that each one runs, and is counted done once.
+
+use std::time::Duration;
+
+use {{crate_name}}::jobs::JobSettings;
+
+use crate::{
+    jobs::{TestJob, TestQueue, eventually, fast_settings, unique_prefix},
+    redis_server::PrivateRedis,
+};
+
+const JOBS: u32 = 2000;
+
+/// What a round does to the queue's Redis once a few hundred jobs have run.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// `CLIENT PAUSE … ALL`: every command of every client waits this long.
+    Stall(Duration),
+    /// `CLIENT KILL TYPE normal`, this many times, 300 ms apart.
+    KillConnections(u32),
+}
+
+fn settings() -> JobSettings {
+    JobSettings {
+        concurrency: 8,
+        fetch_batch: 16,
+        // Redis failures are not the jobs' fault: they must not use up attempts.
+        max_attempts: 10,
+        max_deliveries: 10,
+        ..fast_settings()
+    }
+}
+
+/// 2000 jobs, two workers, one fault; then every job must have run and be counted once.
+async fn survive(server: &PrivateRedis, fault: Fault) {
+    let test = TestQueue::on(&server.url(), &unique_prefix(), settings()).await;
+    let jobs = (0..JOBS).map(|id| TestJob {
+        sleep_ms: 5,
+        quiet: true,
+        ..TestJob::new(id)
+    });
+    test.queue.enqueue_all(jobs.collect()).await.unwrap();
+    let (stop_a, a) = test.start_worker();
+    let (stop_b, b) = test.start_worker();
+    eventually("jobs to be in flight", Duration::from_secs(20), || async {
+        test.effects().await >= 300
+    })
+    .await;
+
+    inflict(server, fault).await;
+
+    eventually(
+        &format!("every job to run after {fault:?}"),
+        Duration::from_secs(90),
+        || async { test.effects().await == u64::from(JOBS) },
+    )
+    .await;
+    test.wait_until_idle(Duration::from_secs(30)).await;
+    let stats = test.stats().await;
+    assert_eq!(
+        (stats.done, stats.dead),
+        (u64::from(JOBS), 0),
+        "after {fault:?}: {stats:?}"
+    );
+    for (stop, worker) in [(stop_a, a), (stop_b, b)] {
+        stop.send(true).unwrap();
+        worker.await.unwrap().unwrap();
+    }
+}
+
+async fn inflict(server: &PrivateRedis, fault: Fault) {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    match fault {
+        Fault::Stall(duration) => {
+            let _: () = redis::cmd("CLIENT")
+                .arg("PAUSE")
+                .arg(duration.as_millis() as u64)
+                .arg("ALL")
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+        }
+        Fault::KillConnections(times) => {
+            for _ in 0..times {
+                let killed: u64 = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg("normal")
+                    .query_async(&mut admin)
+                    .await
+                    .unwrap();
+                assert!(killed > 0, "no connection to kill");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_job_is_lost_when_redis_stalls_longer_than_the_lease() {
+    // The loss this guards against was intermittent: several rounds.
+    let server = PrivateRedis::start();
+    for _ in 0..3 {
+        survive(&server, Fault::Stall(Duration::from_secs(6))).await;
+    }
+}
+
+#[tokio::test]
+async fn no_job_is_lost_when_redis_stalls_for_three_seconds() {
+    let server = PrivateRedis::start();
+    survive(&server, Fault::Stall(Duration::from_secs(3))).await;
+}
+
+#[tokio::test]
+async fn no_job_is_lost_when_every_connection_is_killed_three_times() {
+    let server = PrivateRedis::start();
+    survive(&server, Fault::KillConnections(3)).await;
+}
