@@ -44,7 +44,7 @@ fn names_that_cannot_be_crate_names_are_refused() {
 
 #[test]
 fn ports_outside_the_tcp_range_are_refused() {
-    for port in ["0", "65536", "99999"] {
+    for port in ["65536", "99999"] {
         let error = try_render("shop", &[&format!("http_port={port}")]).expect_err(port);
 
         assert!(
@@ -55,11 +55,45 @@ fn ports_outside_the_tcp_range_are_refused() {
 }
 
 #[test]
+fn zero_and_ports_with_a_leading_zero_are_refused() {
+    // `port = 08080` would make config/base.toml invalid TOML.
+    for port in ["0", "08080", "00"] {
+        let error = try_render("shop", &[&format!("http_port={port}")]).expect_err(port);
+
+        assert!(format!("{error:#}").contains("http_port"), "{port}: {error:#}");
+    }
+}
+
+#[test]
 fn values_failing_a_placeholder_pattern_are_refused() {
     for define in ["http_port=80a", "mongodb_database=bad/name"] {
         assert!(
             try_render("shop", &[define]).is_err(),
             "{define} was accepted"
+        );
+    }
+}
+
+#[test]
+fn project_names_clashing_with_a_dependency_are_refused() {
+    let full = examples::select(&["full".to_string()]).unwrap().remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let project = render::render(&Request::example(&full, "shop"), dir.path()).unwrap();
+    let manifest: toml::Table = std::fs::read_to_string(project.join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dependencies = ["dependencies", "dev-dependencies"]
+        .iter()
+        .filter_map(|table| manifest[*table].as_table())
+        .flat_map(|table| table.keys().cloned());
+
+    for dependency in dependencies {
+        let error = try_render(&dependency, &[]).expect_err(&dependency);
+
+        assert!(
+            format!("{error:#}").contains("clashes with a Rust or dependency name"),
+            "{dependency}: {error:#}"
         );
     }
 }
