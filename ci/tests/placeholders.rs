@@ -60,7 +60,10 @@ fn zero_and_ports_with_a_leading_zero_are_refused() {
     for port in ["0", "08080", "00"] {
         let error = try_render("shop", &[&format!("http_port={port}")]).expect_err(port);
 
-        assert!(format!("{error:#}").contains("http_port"), "{port}: {error:#}");
+        assert!(
+            format!("{error:#}").contains("http_port"),
+            "{port}: {error:#}"
+        );
     }
 }
 

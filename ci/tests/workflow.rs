@@ -15,7 +15,10 @@ fn matrix_examples(workflow: &str) -> Vec<String> {
         .strip_prefix('[')
         .and_then(|rest| rest.strip_suffix(']'))
         .expect("the matrix's examples are written as a one-line [a, b] list");
-    let mut names: Vec<String> = list.split(',').map(|name| name.trim().to_string()).collect();
+    let mut names: Vec<String> = list
+        .split(',')
+        .map(|name| name.trim().to_string())
+        .collect();
     names.sort();
     names
 }
