@@ -19,10 +19,7 @@ use crate::{
     storage::users::User,
 };
 {%- endif %}
-use crate::{
-    config::GraphqlSettings,
-    health::{self, HealthReport},
-};
+use crate::{config::GraphqlSettings, health::HealthReport};
 
 pub struct Query;
 
@@ -34,9 +31,10 @@ impl Query {
         env!("CARGO_PKG_VERSION")
     }
 
-    /// Readiness of the service and of each dependency it needs.
+    /// Readiness of the service and of each dependency it needs, as last checked (at
+    /// most a second ago).
     async fn health(context: &Context) -> HealthReport {
-        health::readiness(&context.state).await
+        context.state.readiness.report(&context.state).await
     }
 {%- if auth %}
 
@@ -71,13 +69,15 @@ impl Mutation {
         auth::register(context, email, password).await
     }
 
-    /// Starts a session: sets the session cookie and returns the token for API clients.
+    /// Starts a session. Browsers get it as an HttpOnly cookie; API clients pass
+    /// `bearer: true` to get the token as `sessionToken` instead (and no cookie).
     async fn login(
         context: &Context,
         email: String,
         password: String,
+        #[graphql(default = false)] bearer: bool,
     ) -> Result<LoginPayload, AppError> {
-        auth::login(context, email, password).await
+        auth::login(context, email, password, bearer).await
     }
 
     /// Ends this session.
