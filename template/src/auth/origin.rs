@@ -33,7 +33,7 @@ impl AllowedOrigins {
                 match host {
                     Some(host) if is_host_and_port(host) => Ok(origin),
                     _ => Err(format!(
-                        "auth.allowed_origins: `{entry}` is not an origin such as https://app.example.com or http://localhost:3000"
+                        "`{entry}` is not an origin such as https://app.example.com or http://localhost:3000"
                     )),
                 }
             })

@@ -63,13 +63,20 @@ mod tests {
 
     use super::*;
 
+    #[derive(Debug, Deserialize)]
+    struct Root {
+        auth: AuthSettings,
+    }
+
+    /// The `[auth]` settings of `base.toml` with `overrides`, loaded as at start-up.
     fn with_auth(overrides: &str) -> Result<AuthSettings, String> {
         let base = include_str!("../../config/base.toml");
         Config::builder()
             .add_source(File::from_str(base, FileFormat::Toml))
             .add_source(File::from_str(&format!("[auth]\n{overrides}"), FileFormat::Toml))
             .build()
-            .and_then(|config| config.get::<AuthSettings>("auth"))
+            .and_then(Config::try_deserialize::<Root>)
+            .map(|root| root.auth)
             .map_err(|error| error.to_string())
     }
 
@@ -88,6 +95,8 @@ mod tests {
         let origin = with_auth(r#"allowed_origins = "https://app.example.com/path""#).unwrap_err();
 
         assert!(proxy.contains("`10.0.0/33`"), "{proxy}");
+        assert!(proxy.contains("auth.trusted_proxies"), "{proxy}");
         assert!(origin.contains("`https://app.example.com/path`"), "{origin}");
+        assert!(origin.contains("auth.allowed_origins"), "{origin}");
     }
 }
