@@ -31,8 +31,7 @@ impl Query {
         env!("CARGO_PKG_VERSION")
     }
 
-    /// Readiness of the service and of each dependency it needs, as last checked (at
-    /// most a second ago).
+    /// Readiness of the service and of each dependency, checked at most once a second.
     async fn health(context: &Context) -> HealthReport {
         context.state.readiness.report(&context.state).await
     }
@@ -69,8 +68,7 @@ impl Mutation {
         auth::register(context, email, password).await
     }
 
-    /// Starts a session. Browsers get it as an HttpOnly cookie; API clients pass
-    /// `bearer: true` to get the token as `sessionToken` instead (and no cookie).
+    /// Starts a session: an HttpOnly cookie, or with `bearer: true` the token itself.
     async fn login(
         context: &Context,
         email: String,
