@@ -62,7 +62,8 @@ impl RequestAuth {
                 if token.from_cookie
                     && !origin::may_use_cookie(request, &auth.settings.allowed_origins) =>
             {
-                tracing::warn!("Refused a request carrying the session cookie from another origin");
+                let origin = request.headers().get(actix_web::http::header::ORIGIN);
+                tracing::warn!(?origin, "Refused a cookie-authenticated request from another origin");
                 return Err(AppError::Forbidden);
             }
             Some(token) => auth.sessions.resolve(&token.value).await?,
