@@ -1,12 +1,17 @@
 //! Readiness of the service's dependencies, shared by `/health/ready` and the GraphQL
 //! `health` field.
+//!
+//! Both read one snapshot, checked again at most once a second: `health` is public and
+//! may be asked for many times in one request (aliases, batches), and each check pings
+//! the database{% if uses_redis %} and Redis{% endif %}{% if email %} and opens an SMTP connection{% endif %}. So however many ask, the
+//! dependencies see one check per second per process.
 
 use std::{
     fmt::Display,
     future::Future,
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use juniper::GraphQLObject;
@@ -15,21 +20,46 @@ use serde::Serialize;
 use crate::state::AppState;
 
 /// Whether every dependency answered, and how each one did.
-#[derive(Debug, Serialize, GraphQLObject)]
+#[derive(Debug, Clone, Serialize, GraphQLObject)]
 pub struct HealthReport {
     pub ready: bool,
     pub checks: Vec<HealthCheck>,
 }
 
-#[derive(Debug, Serialize, GraphQLObject)]
+#[derive(Debug, Clone, Serialize, GraphQLObject)]
 pub struct HealthCheck {
     pub name: String,
     pub ok: bool,
 }
 
+/// The latest report and when it was made (see the module docs).
+#[derive(Default)]
+pub struct Readiness {
+    latest: tokio::sync::Mutex<Option<(Instant, HealthReport)>>,
+}
+
+impl Readiness {
+    /// How old a report may be before the next caller checks again.
+    pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+    /// The latest report if it is recent, else a new one. Callers arriving during a
+    /// check wait for it and share its result.
+    pub async fn report(&self, state: &AppState) -> HealthReport {
+        let mut latest = self.latest.lock().await;
+        if let Some((checked_at, report)) = latest.as_ref()
+            && checked_at.elapsed() < Self::MAX_AGE
+        {
+            return report.clone();
+        }
+        let report = check_dependencies(state).await;
+        *latest = Some((Instant::now(), report.clone()));
+        report
+    }
+}
+
 /// Checks each dependency once; failures are logged here and reported as `ok: false`.
 #[tracing::instrument(name = "Checking readiness", skip_all)]
-pub async fn readiness(state: &AppState) -> HealthReport {
+async fn check_dependencies(state: &AppState) -> HealthReport {
     let timeout = state.health_timeout;
     let checks = vec![
         // One line per dependency; modules add theirs.

@@ -1,6 +1,6 @@
 //! Handles shared by every request: cheap to clone, safe to send across threads.
 
-{% if auth or email %}use std::{sync::Arc, time::Duration};{% else %}use std::time::Duration;{% endif %}
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 
@@ -8,7 +8,7 @@ use anyhow::Context as _;
 {% endif %}{% if queue %}use crate::jobs::Jobs;
 {% endif %}{% if email %}use crate::mail::Mailer;
 {% endif %}{% if uses_redis %}use crate::redis::Redis;
-{% endif %}use crate::{config::Settings, storage::Storage};
+{% endif %}use crate::{config::Settings, health::Readiness, storage::Storage};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,6 +28,8 @@ pub struct AppState {
 {%- endif %}
     /// Longest wait on a dependency in a health check.
     pub health_timeout: Duration,
+    /// The latest readiness report, shared by every request.
+    pub readiness: Arc<Readiness>,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             mailer,
 {%- endif %}
             health_timeout: settings.database.timeout(),
+            readiness: Arc::default(),
         })
     }
 }

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use super::password::PasswordHasher;
 use crate::{
     config::Settings,
-    domain::{Email, Password, Role},
+    domain::{Email, Role},
     storage::{
         Storage,
         users::{User, UserRepository},
@@ -68,8 +68,7 @@ pub async fn promote_or_create(
     let Some(password) = password else {
         bail!("{email} has no account yet: pass its password with --password-stdin");
     };
-    let password = Password::parse(password)?;
-    let hash = hasher.hash(&password).await?;
+    let hash = hasher.hash_new(password, &email).await?;
     let mut user = User::new(email.clone(), hash);
     user.role = Role::Admin;
     storage.insert(&user).await?;

@@ -1,8 +1,10 @@
 //! The session cookie, and where a request's session token comes from.
 //!
-//! Browsers get an `HttpOnly`, `SameSite=Lax`, `Path=/` cookie, `Secure` and named with
-//! the `__Host-` prefix in production (OWASP ASVS 5.0 V3.3). API clients may send the
-//! token as `Authorization: Bearer <token>` instead.
+//! Browsers get an `HttpOnly`, `SameSite=Strict`, `Path=/` cookie, `Secure` and named with
+//! the `__Host-` prefix in production (OWASP ASVS 5.0 V3.3). `Strict` rather than `Lax`:
+//! the cookie then never rides along a navigation from another site, and an API loses
+//! nothing by it, since its front end calls it from its own pages. API clients ask
+//! `login` for the token itself and send it as `Authorization: Bearer <token>` instead.
 
 use std::time::Duration;
 
@@ -52,19 +54,34 @@ impl SessionCookie {
             .path("/")
             .http_only(true)
             .secure(self.secure)
-            .same_site(SameSite::Lax)
+            .same_site(SameSite::Strict)
     }
 
     /// The bearer token if there is one, else the session cookie.
-    pub fn token_from(&self, request: &HttpRequest) -> Option<String> {
+    pub fn token_from(&self, request: &HttpRequest) -> Option<PresentedToken> {
         let bearer = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
-            .map(|token| token.trim().to_string());
-        bearer.or_else(|| request.cookie(self.name()).map(|c| c.value().to_string()))
+            .map(|token| PresentedToken {
+                value: token.trim().to_string(),
+                from_cookie: false,
+            });
+        bearer.or_else(|| {
+            request.cookie(self.name()).map(|cookie| PresentedToken {
+                value: cookie.value().to_string(),
+                from_cookie: true,
+            })
+        })
     }
+}
+
+/// A session token as the request carried it.
+pub struct PresentedToken {
+    pub value: String,
+    /// Sent by a browser on its own accord, so possibly on behalf of another site.
+    pub from_cookie: bool,
 }
 
 #[cfg(test)]
@@ -79,7 +96,7 @@ mod tests {
         let set = cookie.set(&token).to_string();
 
         assert!(set.starts_with("__Host-session="), "{set}");
-        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+        for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age=60"] {
             assert!(set.contains(attribute), "{attribute} missing in {set}");
         }
         assert!(!set.contains("Domain"), "{set}");

@@ -1,25 +1,26 @@
 //! Email confirmation and password recovery: the account flows that need the mailer.
 //!
-//! Answers never depend on whether an address has an account (OWASP ASVS 5.0 V6.3.8), and
-//! a failed delivery is logged rather than reported, for the same reason.{% if queue %} Mail goes
-//! out through the job queue: requests never wait for the mail server.{% endif %}
-
-use std::time::Duration;
+//! Answers never depend on whether an address has an account (OWASP ASVS 5.0 V6.3.8),
+//! and neither does their timing: a request only checks its input and its limits, and
+//! answers; looking the address up, issuing a link's token and sending happen afterwards,
+//! on a task of their own{% if queue %}, which hands the mail to the job queue{% endif %}. A failed delivery is
+//! logged rather than reported, for the same reason. Every mail sent on behalf of an
+//! anonymous request counts against its recipient's limit (`auth.mails_per_address`).
 
 use secrecy::SecretString;
 
 use super::{
-    mails,
+    account_mail::{About, AccountMail},
     tokens::{OneTimeTokens, Purpose},
 };
 use crate::{
-    domain::{Email, Password},
+    domain::Email,
     error::AppError,
     graphql::Context,
 {%- if queue %}
     jobs::Job,
 {%- endif %}
-    mail::Mail,
+    state::AppState,
     storage::{
         StorageError,
         users::{User, UserRepository},
@@ -27,6 +28,7 @@ use crate::{
 };
 
 pub const SENT: &str = "If an account uses this address, a message is on its way.";
+const INVALID_LINK: &str = "the link is invalid or has expired";
 
 impl Context {
     /// # Errors
@@ -45,53 +47,47 @@ fn tokens(context: &Context) -> OneTimeTokens {
     OneTimeTokens::new(context.state.redis.clone())
 }
 
+/// Runs `work` once the request has answered (see the module docs); failures are logged.
+fn after_answer<F>(context: &Context, work: impl FnOnce(AppState) -> F)
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let work = work(context.state.clone());
+    context.state.auth.background.spawn(async move {
+        if let Err(error) = work.await {
+            tracing::error!(error.cause_chain = ?error, error.message = %error, "Failed to send an account mail");
+        }
+    });
+}
+
 {%- if queue %}
-/// Queues `mail` for the worker, which retries while the mail server fails; a failure to
-/// queue is logged rather than returned (see the module docs).
-async fn deliver(context: &Context, to: &Email, mail: Mail) {
-    let subject = mail.subject.clone();
-    let job = Job::SendMail {
-        to: to.as_ref().to_string(),
-        mail,
-    };
-    if let Err(error) = context.state.jobs.enqueue(job).await {
-        tracing::error!(error = %error, %subject, "Failed to queue an account mail");
-    }
+
+/// Queues `mail` for the worker, which issues its token and retries while the mail
+/// server fails.
+async fn deliver(state: &AppState, mail: AccountMail) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    state
+        .jobs
+        .enqueue(Job::AccountMail(mail))
+        .await
+        .context("Failed to queue an account mail")?;
+    Ok(())
 }
 {%- else %}
-/// Sends `mail`, logging rather than returning a failure (see the module docs).
-async fn deliver(context: &Context, to: &Email, mail: Mail) {
-    if let Err(error) = context.state.mailer.send(to.as_ref(), &mail).await {
-        tracing::error!(error = %error, subject = %mail.subject, "Failed to send an account mail");
-    }
+
+async fn deliver(state: &AppState, mail: AccountMail) -> anyhow::Result<()> {
+    let mailer = super::AccountMailer::new(
+        state.redis.clone(),
+        state.mailer.clone(),
+        &state.auth.settings,
+    );
+    mailer.send(&mail).await
 }
 {%- endif %}
 
-/// Issues a token for `purpose` and mails its link, made with `template(link, expiry)`.
-async fn send_link(
-    context: &Context,
-    user: &User,
-    purpose: Purpose,
-    path: &str,
-    template: fn(&str, &str) -> Mail,
-) -> Result<(), AppError> {
-    let settings = &context.state.auth.settings;
-    let ttl = Duration::from_secs(match purpose {
-        Purpose::ConfirmEmail => settings.confirm_token_ttl_secs,
-        Purpose::ResetPassword => settings.reset_token_ttl_secs,
-    });
-    let token = tokens(context).issue(purpose, user.id, ttl).await?;
-    let link = context.state.mailer.link(path, token.expose());
-    deliver(context, &user.email, template(&link, &mails::describe(ttl))).await;
-    Ok(())
-}
-
-async fn send_confirmation(context: &Context, user: &User) -> Result<(), AppError> {
-    let template = mails::confirm_email;
-    send_link(context, user, Purpose::ConfirmEmail, "/confirm-email", template).await
-}
-
-/// After `register`: a confirmation link for a new account, a heads-up for a taken address.
+/// After `register`: a confirmation link for a new account, a heads-up for a taken
+/// address. The answer to `register` is the same either way, so a mail over the
+/// recipient's limit is skipped silently rather than refused.
 ///
 /// # Errors
 /// `Unavailable` when Redis does not answer.
@@ -100,15 +96,25 @@ pub async fn after_registration(
     user: &User,
     outcome: &Result<(), StorageError>,
 ) -> Result<(), AppError> {
-    match outcome {
-        Ok(()) => send_confirmation(context, user).await,
-        Err(StorageError::Conflict) => {
-            let link = context.state.mailer.url("/forgot-password");
-            deliver(context, &user.email, mails::already_registered(&link)).await;
-            Ok(())
+    let about = match outcome {
+        Ok(()) => About::ConfirmEmail { user: user.id },
+        Err(StorageError::Conflict) => About::AddressTaken,
+        Err(_) => return Ok(()),
+    };
+    match context.state.auth.limit_recipient(&user.email).await {
+        Ok(()) => {}
+        Err(AppError::RateLimited { .. }) => {
+            tracing::warn!("Skipped a registration mail: its address had its share");
+            return Ok(());
         }
-        Err(_) => Ok(()),
+        Err(error) => return Err(error),
     }
+    let mail = AccountMail {
+        to: user.email.clone(),
+        about,
+    };
+    after_answer(context, |state| async move { deliver(&state, mail).await });
+    Ok(())
 }
 
 /// Refuses unconfirmed accounts when `auth.require_confirmed_email` is set.
@@ -124,73 +130,96 @@ pub fn ensure_may_sign_in(context: &Context, user: &User) -> Result<(), AppError
     Ok(())
 }
 
-pub async fn notify_password_changed(context: &Context, to: &Email) {
-    deliver(context, to, mails::password_changed()).await;
+pub fn notify_password_changed(context: &Context, to: &Email) {
+    let mail = AccountMail {
+        to: to.clone(),
+        about: About::PasswordChanged,
+    };
+    after_answer(context, |state| async move { deliver(&state, mail).await });
 }
 
-async fn limit_mail_requests(context: &Context, email: &Email) -> Result<(), AppError> {
-    let client_ip = context.auth.client_ip();
-    context
-        .state
-        .auth
-        .limit_attempts("mail", client_ip, email)
-        .await
-        .map(drop)
+/// Counts a mail request against its client's and its recipient's limits.
+async fn limit_mail_request(context: &Context, email: &Email) -> Result<(), AppError> {
+    let auth = &context.state.auth;
+    auth.limit_client("mail", context.auth.client_ip()).await?;
+    auth.limit_recipient(email).await
 }
 
 pub async fn confirm_email(context: &Context, token: &str) -> Result<bool, AppError> {
     let user_id = tokens(context)
         .consume(Purpose::ConfirmEmail, token)
         .await?
-        .ok_or_else(|| AppError::BadUserInput("the link is invalid or has expired".into()))?;
+        .ok_or_else(|| AppError::BadUserInput(INVALID_LINK.into()))?;
     match context.state.storage.confirm_email(user_id).await {
         Ok(()) | Err(StorageError::NotFound) => Ok(true),
         Err(error) => Err(error.into()),
     }
 }
 
+/// Mails a new link if the address has an unconfirmed account, after answering.
 pub async fn resend_confirmation(context: &Context, email: String) -> Result<String, AppError> {
     let email = Email::parse(&email)?;
-    limit_mail_requests(context, &email).await?;
-    let unconfirmed = context
-        .state
-        .storage
-        .find_by_email(&email)
-        .await?
-        .filter(|user| !user.email_confirmed);
-    if let Some(user) = unconfirmed {
-        send_confirmation(context, &user).await?;
-    }
+    limit_mail_request(context, &email).await?;
+    after_answer(context, |state| async move {
+        let unconfirmed = state
+            .storage
+            .find_by_email(&email)
+            .await?
+            .filter(|user| !user.email_confirmed);
+        if let Some(user) = unconfirmed {
+            let about = About::ConfirmEmail { user: user.id };
+            deliver(&state, AccountMail { to: user.email, about }).await?;
+        }
+        Ok(())
+    });
     Ok(SENT.into())
 }
 
+/// Mails a reset link if the address has an account, after answering.
 pub async fn request_password_reset(context: &Context, email: String) -> Result<String, AppError> {
     let email = Email::parse(&email)?;
-    limit_mail_requests(context, &email).await?;
-    if let Some(user) = context.state.storage.find_by_email(&email).await? {
-        let template = mails::reset_password;
-        send_link(context, &user, Purpose::ResetPassword, "/reset-password", template).await?;
-    }
+    limit_mail_request(context, &email).await?;
+    after_answer(context, |state| async move {
+        if let Some(user) = state.storage.find_by_email(&email).await? {
+            let about = About::ResetPassword { user: user.id };
+            deliver(&state, AccountMail { to: user.email, about }).await?;
+        }
+        Ok(())
+    });
     Ok(SENT.into())
 }
 
 /// Sets a new password from a reset link, then ends every session of the account.
+///
+/// The token is read first and spent only once the new password is accepted, so a
+/// refused password leaves the link usable.
 pub async fn reset_password(
     context: &Context,
     token: &str,
     new_password: String,
 ) -> Result<bool, AppError> {
-    let password = Password::parse(SecretString::from(new_password))?;
-    let user_id = tokens(context)
-        .consume(Purpose::ResetPassword, token)
+    context.auth.claim_password_work()?;
+    let invalid = || AppError::BadUserInput(INVALID_LINK.into());
+    let tokens = tokens(context);
+    let user_id = tokens
+        .peek(Purpose::ResetPassword, token)
         .await?
-        .ok_or_else(|| AppError::BadUserInput("the link is invalid or has expired".into()))?;
-    let Some(user) = context.state.storage.find_by_id(user_id).await? else {
-        return Err(AppError::BadUserInput(
-            "the link is invalid or has expired".into(),
-        ));
-    };
-    let hash = context.state.auth.passwords.hash(&password).await?;
+        .ok_or_else(invalid)?;
+    let user = context
+        .state
+        .storage
+        .find_by_id(user_id)
+        .await?
+        .ok_or_else(invalid)?;
+    let hash = context
+        .state
+        .auth
+        .passwords
+        .hash_new(SecretString::from(new_password), &user.email)
+        .await?;
+    if tokens.consume(Purpose::ResetPassword, token).await? != Some(user.id) {
+        return Err(invalid());
+    }
     context
         .state
         .storage
@@ -199,6 +228,7 @@ pub async fn reset_password(
     // The link proved the mailbox is theirs.
     context.state.storage.confirm_email(user.id).await?;
     context.state.auth.sessions.revoke_all(user.id).await?;
-    notify_password_changed(context, &user.email).await;
+    context.auth.end_session();
+    notify_password_changed(context, &user.email);
     Ok(true)
 }

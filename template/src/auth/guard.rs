@@ -9,7 +9,8 @@ use crate::{
 };
 
 impl Context {
-    /// The signed-in user, or `None` for anonymous callers and deleted accounts.
+    /// The signed-in user, or `None` for anonymous callers, deleted accounts, and once an
+    /// earlier operation of the request ended its session.
     ///
     /// # Errors
     /// `Internal` if storage fails.

@@ -3,8 +3,11 @@
 //! storage. The rules follow OWASP ASVS 5.0; each one cites its section where applied.
 
 pub mod admin;
+mod client_ip;
 mod cookie;
 mod guard;
+mod lockout;
+mod origin;
 mod password;
 mod rate_limit;
 mod request;
@@ -13,6 +16,8 @@ mod sessions;
 mod settings;
 {%- if email %}
 
+mod account_mail;
+mod background;
 pub mod email_flows;
 mod mails;
 mod tokens;
@@ -20,30 +25,47 @@ mod tokens;
 
 use std::time::Duration;
 
+{% if email %}pub use account_mail::{AccountMail, AccountMailer};
+pub use background::Background;
+{% endif %}pub use client_ip::TrustedProxies;
 pub use cookie::SessionCookie;
+pub use origin::AllowedOrigins;
 pub use password::PasswordHasher;
 pub use request::RequestAuth;
 pub use settings::AuthSettings;
 
+use lockout::Lockout;
 use rate_limit::{Limit, RateLimiter};
 use sessions::SessionStore;
 
-use sha2::{Digest, Sha256};
-
-use crate::{domain::Email, error::AppError, redis::Redis};
+use crate::{error::AppError, redis::Redis};
 
 /// The auth services shared by all requests.
 pub struct Auth {
     pub sessions: SessionStore,
     pub passwords: PasswordHasher,
     pub limiter: RateLimiter,
+    pub lockout: Lockout,
     pub cookie: SessionCookie,
     pub settings: AuthSettings,
+{%- if email %}
+    /// Account mails on their way, sent after the request that asked for them answered.
+    pub background: Background,
+{%- endif %}
 }
 
 impl Auth {
     pub fn new(settings: &AuthSettings, redis: Redis) -> Self {
         let absolute = Duration::from_secs(settings.session_absolute_timeout_secs);
+        let window = Duration::from_secs(settings.login_window_secs);
+        let per_client = Limit {
+            attempts: settings.login_attempts_per_ip,
+            window,
+        };
+        let per_account = Limit {
+            attempts: settings.login_failures_per_account,
+            window,
+        };
         Self {
             sessions: SessionStore::new(
                 redis.clone(),
@@ -51,54 +73,46 @@ impl Auth {
                 absolute,
             ),
             passwords: PasswordHasher::new(settings.bcrypt_cost),
-            limiter: RateLimiter::new(redis),
+            limiter: RateLimiter::new(redis.clone()),
+            lockout: Lockout::new(redis, per_client, per_account),
             cookie: SessionCookie::new(settings.secure_cookie, absolute),
             settings: settings.clone(),
+{%- if email %}
+            background: Background::default(),
+{%- endif %}
         }
     }
 
-    /// Counts one attempt at `action` (login, a mail request) from `client_ip` on the
-    /// account `email`, and returns the account's bucket so a success can reset it.
-    ///
-    /// # Errors
-    /// `RateLimited` once either limit is exceeded; `Unavailable` without Redis.
-    pub async fn limit_attempts(
-        &self,
-        action: &str,
-        client_ip: &str,
-        email: &Email,
-    ) -> Result<String, AppError> {
-        self.limit_client(action, client_ip).await?;
-        // Hashed: rate-limit keys should not spell out who is being targeted.
-        let account = hex::encode(Sha256::digest(email.as_ref()));
-        let bucket = format!("{action}:account:{account}");
-        self.limiter
-            .hit(&bucket, self.login_limit_per_account())
-            .await?;
-        Ok(bucket)
-    }
-
-    /// Counts one attempt at `action` from `client_ip` against the per-IP limit.
+    /// Counts one attempt at `action` (registration, a mail request) from `client_ip`
+    /// against the per-client limit.
     ///
     /// # Errors
     /// `RateLimited` once the limit is exceeded; `Unavailable` without Redis.
     pub async fn limit_client(&self, action: &str, client_ip: &str) -> Result<(), AppError> {
-        self.limiter
-            .hit(&format!("{action}:ip:{client_ip}"), self.login_limit_per_ip())
-            .await
-    }
-
-    pub fn login_limit_per_ip(&self) -> Limit {
-        Limit {
+        let limit = Limit {
             attempts: self.settings.login_attempts_per_ip,
             window: Duration::from_secs(self.settings.login_window_secs),
-        }
+        };
+        self.limiter
+            .hit(&format!("{action}:ip:{client_ip}"), limit)
+            .await
     }
+{%- if email %}
 
-    pub fn login_limit_per_account(&self) -> Limit {
-        Limit {
-            attempts: self.settings.login_attempts_per_account,
-            window: Duration::from_secs(self.settings.login_window_secs),
-        }
+    /// Counts one mail to `recipient` sent on behalf of an anonymous request, whether or
+    /// not the address has an account (so the limit reveals nothing), before anything is
+    /// sent: no address can be flooded through the API.
+    ///
+    /// # Errors
+    /// `RateLimited` once the address had its share; `Unavailable` without Redis.
+    pub async fn limit_recipient(&self, recipient: &crate::domain::Email) -> Result<(), AppError> {
+        use sha2::{Digest, Sha256};
+        let limit = Limit {
+            attempts: self.settings.mails_per_address,
+            window: Duration::from_secs(self.settings.mail_window_secs),
+        };
+        let address = hex::encode(Sha256::digest(recipient.as_ref()));
+        self.limiter.hit(&format!("mail:to:{address}"), limit).await
     }
+{%- endif %}
 }

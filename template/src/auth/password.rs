@@ -4,7 +4,14 @@
 //! At most one hash per CPU core but one runs at a time; further logins queue for a slot.
 //! Without that cap a burst of logins takes every core and the cheapest unrelated
 //! request waits behind them (measured: p99 of `{ apiVersion }` 6x its idle value during
-//! 16 concurrent logins on 2 cores, see the template's README).
+//! 16 concurrent logins on 2 cores, see the template's README). Rating a new password
+//! (`zxcvbn`, up to 100 ms) shares the hash's slot for the same reason.
+//!
+//! bcrypt reads only the first 72 bytes of a password. New passwords longer than that are
+//! refused ([`Password`]), and a longer candidate never verifies: otherwise a 73-byte guess
+//! would match the account whose password is its first 72 bytes. bcrypt 0.19's
+//! `non_truncating_verify` cannot serve here: it refuses 72-byte passwords as well (it
+//! counts C's terminating NUL), which would lock out accounts at the documented limit.
 
 use std::sync::Arc;
 
@@ -12,7 +19,10 @@ use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OnceCell, Semaphore};
 
-use crate::domain::Password;
+use crate::{
+    domain::{DomainError, Email, Password},
+    error::AppError,
+};
 
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -34,14 +44,23 @@ impl PasswordHasher {
         }
     }
 
+    /// Parses `input` as a new password of `owner` (see [`Password::parse`]) and hashes it,
+    /// in one blocking task.
+    ///
     /// # Errors
-    /// Fails if bcrypt refuses the cost or the blocking task dies.
-    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
-        let secret = password.secret().clone();
+    /// `BadUserInput` for a password [`Password::parse`] refuses; `Internal` if bcrypt
+    /// refuses the cost or the blocking task dies.
+    pub async fn hash_new(&self, input: SecretString, owner: &Email) -> Result<String, AppError> {
+        let owner = owner.clone();
         let cost = self.cost;
-        self.run(move || bcrypt::hash(secret.expose_secret(), cost))
+        let hashed = self
+            .run(move || match Password::parse(input, &owner) {
+                Ok(password) => bcrypt::hash(password.secret().expose_secret(), cost).map(Ok),
+                Err(refused) => Ok(Err(refused)),
+            })
             .await
-            .context("Failed to hash a password")
+            .context("Failed to hash a password")?;
+        hashed.map_err(|DomainError(reason)| AppError::BadUserInput(reason))
     }
 
     /// Checks `candidate` against `hash`; `None` (unknown account) checks against a dummy
@@ -54,6 +73,11 @@ impl PasswordHasher {
         candidate: &SecretString,
         hash: Option<&str>,
     ) -> anyhow::Result<bool> {
+        // Never a password of ours (see the module docs); refusing it costs no hash, and
+        // reveals nothing about the account.
+        if candidate.expose_secret().len() > Password::MAX_BYTES {
+            return Ok(false);
+        }
         let (hash, known) = match hash {
             Some(hash) => (hash.to_string(), true),
             None => (self.dummy_hash().await?, false),
@@ -96,18 +120,23 @@ impl PasswordHasher {
 mod tests {
     use super::*;
 
-    fn password(text: &str) -> Password {
-        Password::parse(SecretString::from(text)).unwrap()
+    const PASSPHRASE: &str = "correct horse battery staple";
+
+    fn owner() -> Email {
+        Email::parse("ada@example.com").unwrap()
     }
 
     #[tokio::test]
     async fn a_hash_verifies_only_its_own_password() {
         let hasher = PasswordHasher::new(4);
-        let hash = hasher.hash(&password("correct horse")).await.unwrap();
+        let hash = hasher
+            .hash_new(SecretString::from(PASSPHRASE), &owner())
+            .await
+            .unwrap();
 
         assert!(
             hasher
-                .verify(&SecretString::from("correct horse"), Some(&hash))
+                .verify(&SecretString::from(PASSPHRASE), Some(&hash))
                 .await
                 .unwrap()
         );
@@ -116,6 +145,47 @@ mod tests {
                 .verify(&SecretString::from("wrong horse!"), Some(&hash))
                 .await
                 .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_guess_longer_than_72_bytes_never_matches_its_first_72() {
+        let hasher = PasswordHasher::new(4);
+        let longest = format!("{PASSPHRASE} and a tail of words, {}", "q".repeat(72));
+        let longest = &longest[..Password::MAX_BYTES];
+        let hash = hasher
+            .hash_new(SecretString::from(longest), &owner())
+            .await
+            .unwrap();
+        let guess = format!("{longest}!");
+
+        assert!(bcrypt::verify(&guess, &hash).unwrap(), "bcrypt alone truncates");
+        assert!(
+            !hasher
+                .verify(&SecretString::from(guess), Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            hasher
+                .verify(&SecretString::from(longest), Some(&hash))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_new_password_says_why() {
+        let hasher = PasswordHasher::new(4);
+
+        let refused = hasher
+            .hash_new(SecretString::from("password1234"), &owner())
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&refused, AppError::BadUserInput(reason) if reason.contains("common password")),
+            "{refused:?}"
         );
     }
 

@@ -1,6 +1,7 @@
-//! Fixed-window counters in Redis against password guessing (OWASP ASVS 5.0 V6.3.1).
+//! Fixed-window counters in Redis for costly or abusable actions, such as registrations
+//! per client. Password checks have counters of their own, in `lockout.rs`.
 //!
-//! Every attempt counts, including each alias of a batched or aliased login, because
+//! Every attempt counts, including each alias of a batched or aliased request, because
 //! the counter is hit inside the resolver, once per executed field.
 
 use std::time::Duration;
@@ -33,7 +34,7 @@ impl RateLimiter {
     /// `Unavailable` when Redis does not answer.
     pub async fn hit(&self, bucket: &str, limit: Limit) -> Result<(), AppError> {
         let key = self.redis.key(&format!("rate-limit:{bucket}"));
-        let window = i64::try_from(limit.window.as_secs()).unwrap_or(i64::MAX);
+        let window = limit.window_secs();
         let (count, ttl): (u64, i64) = redis::pipe()
             .atomic()
             .incr(&key, 1)
@@ -47,22 +48,21 @@ impl RateLimiter {
             .await
             .map_err(unavailable)?;
         if count > limit.attempts {
-            return Err(AppError::RateLimited {
-                retry_after_secs: u64::try_from(ttl).unwrap_or(1).max(1),
-            });
+            return Err(limited(ttl));
         }
         Ok(())
     }
+}
 
-    /// Forgets the attempts in `bucket` (after a successful login).
-    ///
-    /// # Errors
-    /// `Unavailable` when Redis does not answer.
-    pub async fn reset(&self, bucket: &str) -> Result<(), AppError> {
-        redis::cmd("DEL")
-            .arg(self.redis.key(&format!("rate-limit:{bucket}")))
-            .query_async::<()>(&mut self.redis.connection())
-            .await
-            .map_err(unavailable)
+impl Limit {
+    pub(super) fn window_secs(self) -> i64 {
+        i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX)
+    }
+}
+
+/// `RateLimited`, retrying once a counter with `ttl` seconds left has expired.
+pub(super) fn limited(ttl: i64) -> AppError {
+    AppError::RateLimited {
+        retry_after_secs: u64::try_from(ttl).unwrap_or(1).max(1),
     }
 }

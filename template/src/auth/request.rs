@@ -1,19 +1,23 @@
-//! What one GraphQL request knows about its caller.
+//! What one HTTP request knows about its caller. A batch shares it across operations.
 //!
 //! Resolvers cannot set headers (juniper has no access to the HTTP response), so they
 //! record cookie changes here and the handler applies them after execution.
 
-use std::sync::Mutex;
+use std::sync::{
+    Mutex,
+    atomic::{AtomicBool, Ordering},
+};
 
 use actix_web::{HttpRequest, HttpResponseBuilder};
 use tokio::sync::OnceCell;
 
 use super::{
-    Auth,
+    Auth, client_ip,
     cookie::SessionCookie,
+    origin,
     sessions::{ActiveSession, SessionToken},
 };
-use crate::storage::users::User;
+use crate::{error::AppError, storage::users::User};
 
 enum CookieChange {
     Set(SessionToken),
@@ -22,9 +26,14 @@ enum CookieChange {
 
 pub struct RequestAuth {
     session: Option<ActiveSession>,
+    /// Set by a mutation that ended the session (`logout`, a password change…): the
+    /// operations after it in the same request run as an anonymous caller.
+    session_ended: AtomicBool,
     /// The session's user, loaded on first use.
     pub(super) user: OnceCell<Option<User>>,
     client_ip: String,
+    /// Whether an operation that costs a bcrypt hash already ran in this request.
+    password_work_claimed: AtomicBool,
     cookie_change: Mutex<Option<CookieChange>>,
 }
 
@@ -33,8 +42,10 @@ impl RequestAuth {
     pub fn anonymous() -> Self {
         Self {
             session: None,
+            session_ended: AtomicBool::new(false),
             user: OnceCell::new(),
             client_ip: "unknown".into(),
+            password_work_claimed: AtomicBool::new(false),
             cookie_change: Mutex::new(None),
         }
     }
@@ -42,36 +53,59 @@ impl RequestAuth {
     /// Resolves the request's session token, if any, against Redis.
     ///
     /// # Errors
-    /// `Unavailable` when a token was sent and Redis does not answer.
-    pub async fn from_request(
-        request: &HttpRequest,
-        auth: &Auth,
-    ) -> Result<Self, crate::error::AppError> {
+    /// `Forbidden` for a request carrying the session cookie from a page of another
+    /// origin (see `origin.rs`); `Unavailable` when a token was sent and Redis does not
+    /// answer.
+    pub async fn from_request(request: &HttpRequest, auth: &Auth) -> Result<Self, AppError> {
         let session = match auth.cookie.token_from(request) {
-            Some(token) => auth.sessions.resolve(&token).await?,
+            Some(token)
+                if token.from_cookie
+                    && !origin::may_use_cookie(request, &auth.settings.allowed_origins) =>
+            {
+                let origin = request.headers().get(actix_web::http::header::ORIGIN);
+                tracing::warn!(?origin, "Refused a cookie-authenticated request from another origin");
+                return Err(AppError::Forbidden);
+            }
+            Some(token) => auth.sessions.resolve(&token.value).await?,
             None => None,
         };
-        let connection = request.connection_info();
-        let client_ip = if auth.settings.trust_forwarded_headers {
-            connection.realip_remote_addr()
-        } else {
-            connection.peer_addr()
-        }
-        .unwrap_or("unknown")
-        .to_string();
         Ok(Self {
             session,
-            client_ip,
+            client_ip: client_ip::of(request, &auth.settings.trusted_proxies),
             ..Self::anonymous()
         })
     }
 
+    /// The session the request came with, unless an operation before ended it.
     pub fn session(&self) -> Option<&ActiveSession> {
-        self.session.as_ref()
+        self.session
+            .as_ref()
+            .filter(|_| !self.session_ended.load(Ordering::Acquire))
     }
 
+    /// The client's rate-limit bucket (see `client_ip.rs`).
     pub fn client_ip(&self) -> &str {
         &self.client_ip
+    }
+
+    /// Makes the rest of the request anonymous, after its session was ended or replaced.
+    pub fn end_session(&self) {
+        self.session_ended.store(true, Ordering::Release);
+    }
+
+    /// Claims the request's one operation that costs a bcrypt hash (`login`, `register`,
+    /// `changePassword`, `resetPassword`): without this cap one request could queue any
+    /// number of hashes through a batch or aliases, starving everyone's logins.
+    ///
+    /// # Errors
+    /// `BadUserInput` for every claim after the first, before any work is done.
+    pub fn claim_password_work(&self) -> Result<(), AppError> {
+        if self.password_work_claimed.swap(true, Ordering::AcqRel) {
+            return Err(AppError::BadUserInput(
+                "one login, registration or password change per request: send the others in requests of their own".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub fn set_session_cookie(&self, token: SessionToken) {

@@ -5,7 +5,7 @@ use juniper::{GraphQLObject, ID, graphql_object};
 use secrecy::SecretString;
 
 use crate::{
-    domain::{Email, Password, Role, UserId},
+    domain::{Email, Role, UserId},
     error::AppError,
     graphql::Context,
     storage::{
@@ -51,9 +51,10 @@ pub struct RegisterPayload {
 #[graphql(context = Context)]
 pub struct LoginPayload {
     pub user: User,
-    /// For API clients, as `Authorization: Bearer <token>`. Browsers can ignore it:
-    /// the same token is set as an HttpOnly cookie.
-    pub session_token: String,
+    /// The session token, only when `login` was called with `bearer: true`; send it as
+    /// `Authorization: Bearer <token>`. Otherwise it travels only in an HttpOnly cookie,
+    /// out of reach of the page's scripts.
+    pub session_token: Option<String>,
 }
 
 #[derive(GraphQLObject)]
@@ -93,12 +94,15 @@ pub async fn register(
     email: String,
     password: String,
 ) -> Result<RegisterPayload, AppError> {
+    context.auth.claim_password_work()?;
     let auth = &context.state.auth;
     let email = Email::parse(&email)?;
-    let password = Password::parse(SecretString::from(password))?;
     // Each registration costs a bcrypt hash: cap them per client like logins.
     auth.limit_client("register", context.auth.client_ip()).await?;
-    let hash = auth.passwords.hash(&password).await?;
+    let hash = auth
+        .passwords
+        .hash_new(SecretString::from(password), &email)
+        .await?;
     let user = User::new(email, hash);
     let outcome = context.state.storage.insert(&user).await;
 {%- if email %}
@@ -112,16 +116,18 @@ pub async fn register(
     }
 }
 
+/// Starts a session. Browsers get it as a cookie; with `bearer`, API clients get the
+/// token in the answer instead.
 pub async fn login(
     context: &Context,
     email: String,
     password: String,
+    bearer: bool,
 ) -> Result<LoginPayload, AppError> {
+    context.auth.claim_password_work()?;
     let auth = &context.state.auth;
     let email = Email::parse(&email)?;
-    let account_bucket = auth
-        .limit_attempts("login", context.auth.client_ip(), &email)
-        .await?;
+    let attempt = auth.lockout.admit(context.auth.client_ip(), &email).await?;
 
     let user = context.state.storage.find_by_email(&email).await?;
     let hash = user.as_ref().map(|user| user.password_hash.as_str());
@@ -130,22 +136,29 @@ pub async fn login(
         .verify(&SecretString::from(password), hash)
         .await?;
     let Some(user) = user.filter(|_| verified) else {
+        auth.lockout.failed(attempt).await?;
         return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
     };
+    auth.lockout.succeeded(attempt).await?;
 {%- if email %}
     super::email_flows::ensure_may_sign_in(context, &user)?;
 {%- endif %}
 
-    auth.limiter.reset(&account_bucket).await?;
     // A session the client arrived with is dropped: the signed-in session is always new.
     if let Some(previous) = context.auth.session() {
         auth.sessions.revoke(previous).await?;
     }
+    context.auth.end_session();
     let token = auth.sessions.create(user.id).await?;
-    context.auth.set_session_cookie(token.clone());
+    let session_token = if bearer {
+        Some(token.expose().to_string())
+    } else {
+        context.auth.set_session_cookie(token);
+        None
+    };
     Ok(LoginPayload {
         user,
-        session_token: token.expose().to_string(),
+        session_token,
     })
 }
 
@@ -154,6 +167,7 @@ pub async fn logout(context: &Context) -> Result<bool, AppError> {
     if let Some(session) = context.auth.session() {
         context.state.auth.sessions.revoke(session).await?;
     }
+    context.auth.end_session();
     context.auth.clear_session_cookie();
     Ok(true)
 }
@@ -162,19 +176,23 @@ pub async fn logout(context: &Context) -> Result<bool, AppError> {
 pub async fn logout_everywhere(context: &Context) -> Result<bool, AppError> {
     let user = context.require_user().await?;
     context.state.auth.sessions.revoke_all(user.id).await?;
+    context.auth.end_session();
     context.auth.clear_session_cookie();
     Ok(true)
 }
 
-/// Revokes every session (a thief's included), then signs this client in afresh.
+/// Revokes every session (a thief's included), then signs this client in afresh. Wrong
+/// current passwords count like failed logins: a stolen session gets no more guesses
+/// than a stranger.
 pub async fn change_password(
     context: &Context,
     current_password: String,
     new_password: String,
 ) -> Result<bool, AppError> {
+    context.auth.claim_password_work()?;
     let auth = &context.state.auth;
     let user = context.require_user().await?;
-    let new_password = Password::parse(SecretString::from(new_password))?;
+    let attempt = auth.lockout.admit(context.auth.client_ip(), &user.email).await?;
     let verified = auth
         .passwords
         .verify(
@@ -183,22 +201,28 @@ pub async fn change_password(
         )
         .await?;
     if !verified {
+        auth.lockout.failed(attempt).await?;
         return Err(AppError::BadUserInput(
             "the current password is wrong".into(),
         ));
     }
-    let hash = auth.passwords.hash(&new_password).await?;
+    auth.lockout.succeeded(attempt).await?;
+    let hash = auth
+        .passwords
+        .hash_new(SecretString::from(new_password), &user.email)
+        .await?;
     context
         .state
         .storage
         .update_password_hash(user.id, &hash)
         .await?;
     auth.sessions.revoke_all(user.id).await?;
+    context.auth.end_session();
     context
         .auth
         .set_session_cookie(auth.sessions.create(user.id).await?);
 {%- if email %}
-    super::email_flows::notify_password_changed(context, &user.email).await;
+    super::email_flows::notify_password_changed(context, &user.email);
 {%- endif %}
     Ok(true)
 }

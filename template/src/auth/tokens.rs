@@ -95,6 +95,22 @@ impl OneTimeTokens {
         Ok(token)
     }
 
+    /// The user the token was issued to, if it is live; the token stays live.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn peek(&self, purpose: Purpose, token: &str) -> Result<Option<UserId>, AppError> {
+        if !SessionToken::is_well_formed(token) {
+            return Ok(None);
+        }
+        let user: Option<String> = redis::cmd("GET")
+            .arg(format!("{}{}", self.token_prefix(purpose), hash(token)))
+            .query_async(&mut self.redis.connection())
+            .await
+            .map_err(unavailable)?;
+        Ok(user.and_then(|id| UserId::parse(&id).ok()))
+    }
+
     /// The user the token was issued to, if it is live; the token is spent either way.
     ///
     /// # Errors

@@ -26,6 +26,15 @@ impl Email {
         }
         Ok(Self(email))
     }
+
+    /// The address and its parts (local part, domain labels): words a guesser who knows
+    /// the address tries first, so a password must not be made of them.
+    pub fn guessable_parts(&self) -> Vec<&str> {
+        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
+        let mut parts = vec![self.0.as_str(), local];
+        parts.extend(domain.split('.').filter(|label| !label.is_empty()));
+        parts
+    }
 }
 
 impl AsRef<str> for Email {
@@ -62,6 +71,21 @@ mod tests {
     fn addresses_are_normalised() {
         let email = Email::parse("  Ada.Lovelace@Example.COM ").unwrap();
         assert_eq!(email.as_ref(), "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn the_guessable_parts_are_the_address_its_local_part_and_domain_labels() {
+        let email = Email::parse("ada.lovelace@mail.example.com").unwrap();
+        assert_eq!(
+            email.guessable_parts(),
+            [
+                "ada.lovelace@mail.example.com",
+                "ada.lovelace",
+                "mail",
+                "example",
+                "com"
+            ]
+        );
     }
 
     #[test]

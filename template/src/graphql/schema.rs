@@ -19,10 +19,7 @@ use crate::{
     storage::users::User,
 };
 {%- endif %}
-use crate::{
-    config::GraphqlSettings,
-    health::{self, HealthReport},
-};
+use crate::{config::GraphqlSettings, health::HealthReport};
 
 pub struct Query;
 
@@ -34,9 +31,9 @@ impl Query {
         env!("CARGO_PKG_VERSION")
     }
 
-    /// Readiness of the service and of each dependency it needs.
+    /// Readiness of the service and of each dependency, checked at most once a second.
     async fn health(context: &Context) -> HealthReport {
-        health::readiness(&context.state).await
+        context.state.readiness.report(&context.state).await
     }
 {%- if auth %}
 
@@ -71,13 +68,14 @@ impl Mutation {
         auth::register(context, email, password).await
     }
 
-    /// Starts a session: sets the session cookie and returns the token for API clients.
+    /// Starts a session: an HttpOnly cookie, or with `bearer: true` the token itself.
     async fn login(
         context: &Context,
         email: String,
         password: String,
+        #[graphql(default = false)] bearer: bool,
     ) -> Result<LoginPayload, AppError> {
-        auth::login(context, email, password).await
+        auth::login(context, email, password, bearer).await
     }
 
     /// Ends this session.

@@ -1,9 +1,10 @@
 //! HTTP routes: health probes and the GraphQL endpoint.
 
 mod graphql;
+mod headers;
 mod health;
 
-use actix_web::web;
+use actix_web::{middleware::from_fn, web};
 
 pub use graphql::GraphqlEndpoint;
 
@@ -12,6 +13,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/health/ready", web::get().to(health::ready))
         .service(
             web::resource("/graphql")
+                .wrap(from_fn(headers::graphql_headers))
                 .route(web::post().to(graphql::post))
                 .route(web::get().to(graphql::get))
                 .default_service(web::to(graphql::other_method)),

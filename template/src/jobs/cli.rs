@@ -45,6 +45,9 @@ pub async fn work(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow
 {%- if email %}
         mailer: Arc::new(Mailer::from_settings(&settings.mail).context("Invalid mail settings")?),
 {%- endif %}
+{%- if auth and email %}
+        account_mails: crate::auth::AccountMailer::connect(&settings).await?,
+{%- endif %}
     });
     let purges = tokio::spawn(schedule_purges(
         jobs.clone(),

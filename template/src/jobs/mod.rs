@@ -40,6 +40,10 @@ pub enum Job {
     /// Delivers one message; retried while the mail server fails.
     SendMail { to: String, mail: Mail },
 {%- endif %}
+{%- if auth and email %}
+    /// An account mail; its link's token is issued when it is sent, so no job holds one.
+    AccountMail(crate::auth::AccountMail),
+{%- endif %}
     /// Deletes dead jobs older than `jobs.retention_hours` and forgets departed workers.
     PurgeDeadJobs,
 }
@@ -50,6 +54,9 @@ pub struct JobContext {
     pub settings: JobSettings,
 {%- if email %}
     pub mailer: Arc<Mailer>,
+{%- endif %}
+{%- if auth and email %}
+    pub account_mails: crate::auth::AccountMailer,
 {%- endif %}
 }
 
@@ -63,6 +70,9 @@ pub async fn perform(job: Job, run: JobRun, context: Arc<JobContext>) -> anyhow:
         // Sending twice after a crash between delivery and acknowledgement is the
         // accepted cost of never losing a message.
         Job::SendMail { to, mail } => context.mailer.send(&to, &mail).await?,
+{%- endif %}
+{%- if auth and email %}
+        Job::AccountMail(mail) => context.account_mails.send(&mail).await?,
 {%- endif %}
         Job::PurgeDeadJobs => {
             let purged = context.jobs.purge(context.settings.retention()).await?;

@@ -5,7 +5,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use {{crate_name}}::auth::{PasswordHasher, admin};
+use {{crate_name}}::{
+    auth::{AllowedOrigins, PasswordHasher, TrustedProxies, admin},
+    config::Settings,
+};
 
 use crate::{
     helpers::{TestApp, error_code, spawn_app, spawn_app_with},
@@ -14,20 +17,42 @@ use crate::{
 
 pub const PASSWORD: &str = "correct horse battery";
 const ME: &str = "{ me { email role } }";
+const CHANGE_PASSWORD: &str = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+const ONE_PER_REQUEST: &str = "one login, registration or password change per request";
 
 pub fn unique_email() -> String {
     format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
 pub async fn graphql(app: &TestApp, token: Option<&str>, query: &str, variables: Value) -> Value {
+    graphql_from(app, None, token, query, variables).await
+}
+
+/// As the client at `client_ip` behind the app's trusted proxy (see [`behind_a_proxy`]).
+pub async fn graphql_from(
+    app: &TestApp,
+    client_ip: Option<&str>,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
     let mut request = app
         .client
         .post(format!("{}/graphql", app.address))
         .json(&json!({ "query": query, "variables": variables }));
+    if let Some(client_ip) = client_ip {
+        request = request.header("X-Forwarded-For", client_ip);
+    }
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
     request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Trusts the tests' own address as a reverse proxy, so that `X-Forwarded-For` says which
+/// client a request comes from.
+pub fn behind_a_proxy(settings: &mut Settings) {
+    settings.auth.trusted_proxies = TrustedProxies::parse(&["127.0.0.1/32".into()]).unwrap();
 }
 
 pub async fn register(app: &TestApp, email: &str, password: &str) -> Value {
@@ -41,10 +66,22 @@ pub async fn register(app: &TestApp, email: &str, password: &str) -> Value {
 }
 
 pub async fn try_login(app: &TestApp, token: Option<&str>, email: &str, password: &str) -> Value {
-    graphql(
+    try_login_from(app, None, token, email, password).await
+}
+
+/// A login that asks for a bearer token, from `client_ip` (see [`graphql_from`]).
+pub async fn try_login_from(
+    app: &TestApp,
+    client_ip: Option<&str>,
+    token: Option<&str>,
+    email: &str,
+    password: &str,
+) -> Value {
+    graphql_from(
         app,
+        client_ip,
         token,
-        "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { sessionToken user { email } } }",
+        "mutation($email: String!, $password: String!) { login(email: $email, password: $password, bearer: true) { sessionToken user { email } } }",
         json!({ "email": email, "password": password }),
     )
     .await
@@ -67,17 +104,35 @@ pub async fn signed_in(app: &TestApp) -> (String, String) {
     (email, token)
 }
 
-/// The raw login response, to inspect its headers.
+/// The raw response to a browser's login (no `bearer`), to inspect its headers.
 async fn post_login(app: &TestApp, email: &str) -> reqwest::Response {
     app.client
         .post(format!("{}/graphql", app.address))
         .json(&json!({
-            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { email } } }",
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { email } sessionToken } }",
             "variables": { "e": email, "p": PASSWORD },
         }))
         .send()
         .await
         .unwrap()
+}
+
+/// The `name=value` of the session cookie a response sets.
+fn session_cookie(response: &reqwest::Response) -> String {
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    set_cookie.split(';').next().unwrap().to_string()
+}
+
+async fn post_with_cookie(app: &TestApp, cookie: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("Cookie", cookie)
+        .json(&json!({ "query": ME }));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
 }
 
 pub async fn me(app: &TestApp, token: &str) -> Value {
@@ -130,7 +185,7 @@ async fn the_session_cookie_is_hardened_and_authenticates() {
         .unwrap();
 
     assert!(set_cookie.starts_with("session="), "{set_cookie}");
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(
             set_cookie.contains(attribute),
             "{attribute} missing: {set_cookie}"
@@ -305,9 +360,10 @@ async fn registering_a_taken_email_answers_the_same_and_changes_nothing() {
 async fn weak_and_overlong_passwords_are_refused_with_a_reason() {
     let app = spawn_app().await;
 
-    let short = register(&app, &unique_email(), "seven77").await;
-    let overlong = register(&app, &unique_email(), &"a".repeat(73)).await;
-    let longest = register(&app, &unique_email(), &"a".repeat(64)).await;
+    let passphrase = "correct horse battery staple ".repeat(3);
+    let short = register(&app, &unique_email(), "vX9#qL2").await;
+    let overlong = register(&app, &unique_email(), &passphrase[..73]).await;
+    let longest = register(&app, &unique_email(), &passphrase[..64]).await;
 
     assert_eq!(error_code(&short), "BAD_USER_INPUT");
     assert_eq!(error_code(&overlong), "BAD_USER_INPUT");
@@ -338,7 +394,7 @@ async fn unknown_email_and_wrong_password_get_the_same_answer() {
 
 #[tokio::test]
 async fn login_is_rate_limited_per_account_with_a_retry_hint() {
-    let app = spawn_app_with(|s| s.auth.login_attempts_per_account = 3).await;
+    let app = spawn_app_with(|s| s.auth.login_failures_per_account = 3).await;
     let (email, _) = signed_in(&app).await; // a success resets the counter
 
     for _ in 0..3 {
@@ -379,34 +435,6 @@ async fn registration_is_rate_limited_per_client_ip() {
 }
 
 #[tokio::test]
-async fn batched_login_attempts_count_one_each() {
-    let app = spawn_app_with(|s| s.auth.login_attempts_per_account = 3).await;
-    let (email, _) = signed_in(&app).await;
-    let attempt = json!({
-        "query": "mutation($e: String!) { login(email: $e, password: \"wrong password\") { sessionToken } }",
-        "variables": { "e": email },
-    });
-
-    let answers: Value = app
-        .post_json(&json!([attempt, attempt, attempt, attempt]))
-        .await
-        .json()
-        .await
-        .unwrap();
-
-    let codes: Vec<&str> = answers.as_array().unwrap().iter().map(error_code).collect();
-    assert_eq!(
-        codes,
-        [
-            "UNAUTHENTICATED",
-            "UNAUTHENTICATED",
-            "UNAUTHENTICATED",
-            "RATE_LIMITED"
-        ]
-    );
-}
-
-#[tokio::test]
 async fn changing_the_password_revokes_other_sessions() {
     let app = spawn_app().await;
     let (email, laptop) = signed_in(&app).await;
@@ -418,7 +446,7 @@ async fn changing_the_password_revokes_other_sessions() {
         .post(format!("{}/graphql", app.address))
         .bearer_auth(&laptop)
         .json(&json!({
-            "query": "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }",
+            "query": CHANGE_PASSWORD,
             "variables": { "c": PASSWORD, "n": new_password },
         }))
         .send()
@@ -509,4 +537,315 @@ async fn readiness_includes_redis() {
         .filter_map(|check| check["name"].as_str())
         .collect();
     assert!(names.contains(&"redis"), "{names:?}");
+}
+
+/// A batch of `operations` sent with `token` as a bearer token.
+async fn post_batch(app: &TestApp, token: Option<&str>, operations: Value) -> Value {
+    let mut request = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&operations);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+async fn change_password(app: &TestApp, token: &str, current: &str) -> Value {
+    let variables = json!({ "c": current, "n": "a much better passphrase" });
+    graphql(app, Some(token), CHANGE_PASSWORD, variables).await
+}
+
+#[tokio::test]
+async fn a_request_runs_one_password_operation_however_it_is_batched_or_aliased() {
+    let app = spawn_app().await;
+    let (email, _) = signed_in(&app).await;
+    let login_with = |password: &str| {
+        json!({
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken } }",
+            "variables": { "e": email, "p": password },
+        })
+    };
+    let (first, second) = (unique_email(), unique_email());
+
+    let batch = post_batch(&app, None, json!([login_with("not the password"), login_with(PASSWORD)])).await;
+    let aliased = graphql(
+        &app,
+        None,
+        "mutation($a: String!, $b: String!, $p: String!) { a: register(email: $a, password: $p) { message } b: register(email: $b, password: $p) { message } }",
+        json!({ "a": first, "b": second, "p": PASSWORD }),
+    )
+    .await;
+
+    // The right password came second: refused before bcrypt could check it.
+    assert_eq!(error_code(&batch[0]), "UNAUTHENTICATED");
+    assert_eq!(error_code(&batch[1]), "BAD_USER_INPUT");
+    let refusal = batch[1]["errors"][0]["message"].as_str().unwrap();
+    assert!(refusal.contains(ONE_PER_REQUEST), "{refusal}");
+    assert!(aliased["data"].is_null(), "{aliased}");
+    assert_eq!(aliased["errors"][0]["path"], json!(["b"]), "{aliased}");
+    assert_eq!(error_code(&aliased), "BAD_USER_INPUT");
+    login(&app, &first, PASSWORD).await;
+    assert_eq!(
+        error_code(&try_login(&app, None, &second, PASSWORD).await),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_lock_out_like_failed_logins() {
+    let app = spawn_app_with(|s| s.auth.login_failures_per_account = 2).await;
+    let (email, token) = signed_in(&app).await;
+
+    for _ in 0..2 {
+        let wrong = change_password(&app, &token, "not the password").await;
+        assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
+    }
+    let right = change_password(&app, &token, PASSWORD).await;
+    let login_after = try_login(&app, None, &email, PASSWORD).await;
+
+    assert_eq!(error_code(&right), "RATE_LIMITED");
+    assert_eq!(error_code(&login_after), "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn password_changes_count_against_the_clients_limit() {
+    let app = spawn_app_with(|s| s.auth.login_attempts_per_ip = 3).await;
+    let (_, token) = signed_in(&app).await; // the login was the first check
+
+    for _ in 0..2 {
+        let wrong = change_password(&app, &token, "not the password").await;
+        assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
+    }
+    let limited = change_password(&app, &token, PASSWORD).await;
+
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn forged_forwarded_for_entries_do_not_escape_the_client_limit() {
+    let app = spawn_app_with(|s| {
+        behind_a_proxy(s);
+        s.auth.login_attempts_per_ip = 2;
+    })
+    .await;
+    let attempt = async |forwarded_for: &str| {
+        let answer =
+            try_login_from(&app, Some(forwarded_for), None, &unique_email(), "not the password")
+                .await;
+        error_code(&answer).to_string()
+    };
+
+    // One client, 198.51.100.7, forging a new left-most entry each time.
+    let forging = [
+        attempt("10.1.1.1, 198.51.100.7").await,
+        attempt("10.2.2.2, 198.51.100.7").await,
+        attempt("10.3.3.3, 192.0.2.3, 198.51.100.7").await,
+    ];
+    let another_client = attempt("198.51.100.7, 203.0.113.9").await;
+    // IPv6 clients count per /64.
+    let same_64 = [
+        attempt("2001:db8:1:2::1").await,
+        attempt("2001:db8:1:2::2").await,
+        attempt("2001:db8:1:2:ffff::3").await,
+    ];
+    let next_64 = attempt("2001:db8:1:3::1").await;
+
+    assert_eq!(forging, ["UNAUTHENTICATED", "UNAUTHENTICATED", "RATE_LIMITED"]);
+    assert_eq!(another_client, "UNAUTHENTICATED");
+    assert_eq!(same_64, ["UNAUTHENTICATED", "UNAUTHENTICATED", "RATE_LIMITED"]);
+    assert_eq!(next_64, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn forwarded_for_is_ignored_without_trusted_proxies() {
+    let app = spawn_app_with(|s| s.auth.login_attempts_per_ip = 2).await;
+
+    let mut codes = Vec::new();
+    for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        let answer =
+            try_login_from(&app, Some(client), None, &unique_email(), "not the password").await;
+        codes.push(error_code(&answer).to_string());
+    }
+
+    assert_eq!(codes, ["UNAUTHENTICATED", "UNAUTHENTICATED", "RATE_LIMITED"]);
+}
+
+#[tokio::test]
+async fn common_and_self_describing_passwords_are_refused_with_the_ratings_feedback() {
+    let app = spawn_app().await;
+    let email = unique_email();
+
+    let common = register(&app, &email, "password1234").await;
+    let own_address = register(&app, &email, &email).await;
+
+    assert_eq!(error_code(&common), "BAD_USER_INPUT");
+    assert_eq!(
+        common["errors"][0]["message"],
+        "This is a very common password. Add another word or two. Uncommon words are better."
+    );
+    assert_eq!(error_code(&own_address), "BAD_USER_INPUT");
+    assert_eq!(
+        error_code(&try_login(&app, None, &email, "password1234").await),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn a_guess_longer_than_72_bytes_does_not_match_a_72_byte_password() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let password = &"correct horse battery staple, ".repeat(3)[..72];
+    register(&app, &email, password).await;
+
+    let longer = try_login(&app, None, &email, &format!("{password}!")).await;
+
+    assert_eq!(error_code(&longer), "UNAUTHENTICATED");
+    login(&app, &email, password).await;
+}
+
+#[tokio::test]
+async fn a_strangers_wrong_guesses_do_not_lock_the_owner_out() {
+    let app = spawn_app_with(|s| {
+        behind_a_proxy(s);
+        s.auth.login_failures_per_account = 3;
+    })
+    .await;
+    let (email, _) = signed_in(&app).await;
+    let attempt = async |client: &str, password: &str| {
+        try_login_from(&app, Some(client), None, &email, password).await
+    };
+
+    for _ in 0..3 {
+        let guess = attempt("203.0.113.66", "not the password").await;
+        assert_eq!(error_code(&guess), "UNAUTHENTICATED");
+    }
+    let stranger_right = attempt("203.0.113.66", PASSWORD).await;
+    let owner = attempt("198.51.100.7", PASSWORD).await;
+    // Past the lockout, each new client gets one guess.
+    let newcomer_wrong = attempt("192.0.2.1", "not the password").await;
+    let newcomer_again = attempt("192.0.2.1", PASSWORD).await;
+
+    assert_eq!(error_code(&stranger_right), "RATE_LIMITED");
+    assert!(owner["data"]["login"]["sessionToken"].is_string(), "{owner}");
+    assert_eq!(error_code(&newcomer_wrong), "UNAUTHENTICATED");
+    assert_eq!(error_code(&newcomer_again), "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn operations_batched_after_a_logout_run_signed_out() {
+    let app = spawn_app().await;
+    let (_, laptop) = signed_in(&app).await;
+    let (_, phone) = signed_in(&app).await;
+    let change = json!({
+        "query": CHANGE_PASSWORD,
+        "variables": { "c": PASSWORD, "n": "a much better passphrase" },
+    });
+
+    let after_logout = post_batch(
+        &app,
+        Some(&laptop),
+        json!([{ "query": "mutation { logout }" }, { "query": ME }]),
+    )
+    .await;
+    let after_everywhere = post_batch(
+        &app,
+        Some(&phone),
+        json!([{ "query": "mutation { logoutEverywhere }" }, change]),
+    )
+    .await;
+
+    assert_eq!(after_logout[0]["data"]["logout"], true);
+    assert_eq!(error_code(&after_logout[1]), "UNAUTHENTICATED");
+    assert_eq!(after_everywhere[0]["data"]["logoutEverywhere"], true);
+    assert_eq!(error_code(&after_everywhere[1]), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn only_clients_that_ask_get_the_session_token() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    register(&app, &email, PASSWORD).await;
+
+    let browser = post_login(&app, &email).await;
+    let browser_cookie = browser.headers().contains_key("set-cookie");
+    let browser_body: Value = browser.json().await.unwrap();
+    let api = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken } }",
+            "variables": { "e": email, "p": PASSWORD },
+        }))
+        .send()
+        .await
+        .unwrap();
+    let api_cookie = api.headers().contains_key("set-cookie");
+    let api_body: Value = api.json().await.unwrap();
+    let token = api_body["data"]["login"]["sessionToken"].as_str().unwrap();
+
+    assert!(browser_cookie);
+    assert!(
+        browser_body["data"]["login"]["sessionToken"].is_null(),
+        "{browser_body}"
+    );
+    assert!(!api_cookie, "a bearer client got a cookie");
+    assert_eq!(me(&app, token).await["data"]["me"]["email"], email.as_str());
+}
+
+#[tokio::test]
+async fn hsts_comes_with_secure_cookies() {
+    let secure = spawn_app_with(|s| s.auth.secure_cookie = true).await;
+    let plain = spawn_app().await;
+
+    let with_https = secure.post_graphql("{ apiVersion }").await;
+    let without = plain.post_graphql("{ apiVersion }").await;
+
+    assert_eq!(
+        with_https.headers()["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    assert!(!without.headers().contains_key("strict-transport-security"));
+}
+
+#[tokio::test]
+async fn cookie_requests_from_other_origins_are_refused() {
+    let app = spawn_app_with(|s| {
+        s.auth.allowed_origins =
+            AllowedOrigins::parse(&["https://app.example.com".into()]).unwrap();
+    })
+    .await;
+    let email = unique_email();
+    register(&app, &email, PASSWORD).await;
+    let cookie = session_cookie(&post_login(&app, &email).await);
+    let token = login(&app, &email, PASSWORD).await;
+    let evil = ("Origin", "https://evil.example");
+
+    let cross_site = post_with_cookie(&app, &cookie, &[evil, ("Sec-Fetch-Site", "cross-site")]).await;
+    let older_browser = post_with_cookie(&app, &cookie, &[evil]).await;
+    let same_origin = post_with_cookie(&app, &cookie, &[("Sec-Fetch-Site", "same-origin")]).await;
+    let front_end = post_with_cookie(
+        &app,
+        &cookie,
+        &[("Origin", "https://app.example.com"), ("Sec-Fetch-Site", "same-site")],
+    )
+    .await;
+    let bearer = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header(evil.0, evil.1)
+        .bearer_auth(&token)
+        .json(&json!({ "query": ME }))
+        .send()
+        .await
+        .unwrap();
+
+    for refused in [cross_site, older_browser] {
+        assert_eq!(refused.status(), 403);
+        assert_eq!(error_code(&refused.json().await.unwrap()), "FORBIDDEN");
+    }
+    for accepted in [same_origin, front_end, bearer] {
+        let body: Value = accepted.json().await.unwrap();
+        assert_eq!(body["data"]["me"]["email"], email.as_str(), "{body}");
+    }
 }

@@ -1,13 +1,19 @@
 //! Confirmation and password recovery, following the links in the mails the app writes.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+};
 
 use crate::{
     auth::{PASSWORD, graphql, login, me, register, signed_in, try_login, unique_email},
     helpers::{TestApp, error_code, spawn_app, spawn_app_with},
     mail::SentMail,
+    redis_server,
 };
 
 const CONFIRM: &str = "Confirm your email address";
@@ -197,7 +203,7 @@ async fn reset_requests_answer_the_same_for_unknown_addresses() {
 
 #[tokio::test]
 async fn reset_requests_are_rate_limited() {
-    let app = spawn_app_with(|s| s.auth.login_attempts_per_account = 2).await;
+    let app = spawn_app_with(|s| s.auth.mails_per_address = 2).await;
     let email = unique_email();
 
     for _ in 0..2 {
@@ -236,3 +242,160 @@ async fn changing_the_password_sends_a_notice() {
 
     last_mail_to(&app, &email, PASSWORD_CHANGED).await;
 }
+
+#[tokio::test]
+async fn a_refused_new_password_leaves_the_reset_link_usable() {
+    let app = spawn_app().await;
+    let (email, _) = signed_in(&app).await;
+    request_reset(&app, &email).await;
+    let token = token_in(&last_mail_to(&app, &email, RESET).await);
+
+    let weak = reset(&app, &token, "password1234").await;
+    let strong = reset(&app, &token, "a brand new passphrase").await;
+
+    assert_eq!(error_code(&weak), "BAD_USER_INPUT");
+    assert_eq!(strong["data"]["resetPassword"], true, "{strong}");
+}
+
+#[tokio::test]
+async fn an_address_receives_at_most_its_share_of_mails() {
+    let app = spawn_app_with(|s| s.auth.mails_per_address = 2).await;
+    let email = unique_email();
+
+    let registrations = [
+        register(&app, &email, PASSWORD).await,
+        register(&app, &email, "someone else's password").await,
+        register(&app, &email, "a third party's password").await,
+        register(&app, &email, "yet another fine password").await,
+    ];
+    let reset_request = request_reset(&app, &email).await;
+
+    // The answers never change; the mails stop at the address's share.
+    assert!(registrations.iter().all(|answer| answer == &registrations[0]));
+    assert_eq!(app.mails_to(&email).await.len(), 2);
+    assert_eq!(error_code(&reset_request), "RATE_LIMITED");
+}
+
+/// A TCP proxy holding every chunk a client sends for `delay` before passing it on: each
+/// round trip to the server behind it takes `delay` longer, so one more round trip on a
+/// request's path shows in its latency.
+async fn slow_proxy(target: String, delay: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(target).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let upstream = async {
+                    let mut chunk = vec![0; 64 * 1024];
+                    while let Ok(read @ 1..) = from_client.read(&mut chunk).await {
+                        tokio::time::sleep(delay).await;
+                        if to_server.write_all(&chunk[..read]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let downstream = tokio::io::copy(&mut from_server, &mut to_client);
+                tokio::select! {
+                    () = upstream => {}
+                    _ = downstream => {}
+                }
+            });
+        }
+    });
+    port
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[tokio::test]
+async fn known_and_unknown_addresses_are_answered_in_the_same_time() {
+    // Arrange: every Redis round trip of the app costs 30 ms more, so any extra work on
+    // a known address's path (a token, a queued job) would add at least that.
+    let delay = Duration::from_millis(30);
+    let redis = redis_server::url().to_string();
+    let authority = redis.trim_start_matches("redis://");
+    let authority = authority.split('/').next().unwrap();
+    let authority = authority.rsplit('@').next().unwrap();
+    let port = slow_proxy(authority.to_string(), delay).await;
+    let proxied = redis.replacen(authority, &format!("127.0.0.1:{port}"), 1);
+    let app = spawn_app_with(|s| {
+        s.redis.url = SecretString::from(proxied);
+        s.auth.login_attempts_per_ip = 1000;
+        s.auth.mails_per_address = 1000;
+    })
+    .await;
+    let (known, _) = signed_in(&app).await;
+    let unknown = unique_email();
+    let resend = "mutation($e: String!) { resendConfirmation(email: $e) }";
+    let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
+
+    // Act: interleaved, alternating which goes first, each after the work the previous
+    // one left behind is done.
+    for round in 0..12 {
+        let mut pair = [(&known, true), (&unknown, false)];
+        if round % 2 == 1 {
+            pair.reverse();
+        }
+        for (email, is_known) in pair {
+            let started = Instant::now();
+            let answer = if round % 4 < 2 {
+                request_reset(&app, email).await
+            } else {
+                graphql(&app, None, resend, json!({ "e": email })).await
+            };
+            let elapsed = started.elapsed();
+            assert!(answer["errors"].is_null(), "{answer}");
+            if is_known { known_times.push(elapsed) } else { unknown_times.push(elapsed) }
+            app.state.auth.background.idle().await;
+        }
+    }
+
+    // Assert: the medians differ by less than half a round trip.
+    let (known_median, unknown_median) = (median(known_times), median(unknown_times));
+    assert!(
+        known_median.abs_diff(unknown_median) < delay / 2,
+        "known {known_median:?}, unknown {unknown_median:?}"
+    );
+    assert!(!app.mails_to(&known).await.is_empty(), "no mail was sent");
+}
+{%- if queue %}
+
+#[tokio::test]
+async fn queued_account_mails_carry_no_link_token() {
+    // Every delivery fails at once, so the job dies after one run and `jobs dead` shows it.
+    let app = spawn_app_with(|s| {
+        s.mail.transport = {{crate_name}}::mail::TransportKind::Smtp;
+        s.mail.smtp_url = SecretString::from(format!(
+            "smtp://127.0.0.1:{}",
+            crate::helpers::free_port()
+        ));
+        s.mail.timeout_secs = 1;
+        s.jobs.max_attempts = 1;
+    })
+    .await;
+    let (email, _) = signed_in(&app).await;
+
+    request_reset(&app, &email).await;
+    app.state.auth.background.idle().await;
+    app.wait_for_jobs().await;
+
+    let dead = app.state.jobs.dead().await.unwrap();
+    let payloads: Vec<&str> = dead.iter().map(|job| job.payload.as_str()).collect();
+    assert!(
+        payloads.iter().any(|payload| payload.contains("reset_password")),
+        "{payloads:?}"
+    );
+    for payload in payloads {
+        assert!(!payload.contains("token="), "a link at rest: {payload}");
+    }
+}
+{%- endif %}

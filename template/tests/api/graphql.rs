@@ -262,3 +262,28 @@ fragment TypeRef on __Type {
     ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
 }
 "#;
+
+#[tokio::test]
+async fn no_graphql_response_may_be_cached() {
+    let app = spawn_app_with(|s| s.graphql.max_body_bytes = 1024).await;
+    let url = format!("{}/graphql", app.address);
+
+    let responses = [
+        app.post_graphql("{ apiVersion }").await,
+        app.post_graphql("{ apiVersion").await,
+        app.post_raw("text/plain", "{ apiVersion }").await,
+        app.post_graphql(&" ".repeat(2048)).await,
+        app.get("/graphql").await,
+        app.client.get(&url).query(&[("query", "{ apiVersion }")]).send().await.unwrap(),
+        app.client.put(&url).send().await.unwrap(),
+    ];
+
+    for response in responses {
+        let status = response.status();
+        assert_eq!(
+            response.headers().get("cache-control").map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "on a {status}"
+        );
+    }
+}

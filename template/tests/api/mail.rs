@@ -26,8 +26,11 @@ impl SentMail {
 }
 
 impl TestApp {
-    /// Every mail sent to `to`, oldest first{% if queue %}, once the queue has run dry{% endif %}.
+    /// Every mail sent to `to`, oldest first, once every pending mail has gone out.
     pub async fn mails_to(&self, to: &str) -> Vec<SentMail> {
+{%- if auth %}
+        self.state.auth.background.idle().await;
+{%- endif %}
 {%- if queue %}
         self.wait_for_jobs().await;
 {%- endif %}

@@ -1,0 +1,133 @@
+//! The mails the service sends about an account, described by what they are about rather
+//! than by their text: whatever holds one{% if queue %} (a job in Redis, `jobs dead`){% endif %} holds no live link.
+//! The single-use token of a link is issued only when the mail is sent{% if queue %}, by the worker{% endif %}.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AuthSettings, mails,
+    tokens::{OneTimeTokens, Purpose},
+};
+use crate::{
+    domain::{Email, UserId},
+    mail::Mailer,
+    redis::Redis,
+};
+
+/// A mail to send about an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountMail {
+    pub to: Email,
+    pub about: About,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum About {
+    /// A confirmation link for the account `user`.
+    ConfirmEmail { user: UserId },
+    /// A password-reset link for the account `user`.
+    ResetPassword { user: UserId },
+    /// Someone tried to register the address of an existing account.
+    AddressTaken,
+    /// The account's password was changed or reset.
+    PasswordChanged,
+}
+
+/// Issues the tokens of links and sends account mails.
+pub struct AccountMailer {
+    tokens: OneTimeTokens,
+    mailer: Arc<Mailer>,
+    confirm_ttl: Duration,
+    reset_ttl: Duration,
+}
+
+impl AccountMailer {
+    pub fn new(redis: Redis, mailer: Arc<Mailer>, settings: &AuthSettings) -> Self {
+        Self {
+            tokens: OneTimeTokens::new(redis),
+            mailer,
+            confirm_ttl: Duration::from_secs(settings.confirm_token_ttl_secs),
+            reset_ttl: Duration::from_secs(settings.reset_token_ttl_secs),
+        }
+    }
+{%- if queue %}
+
+    /// The worker's mailer, with connections of its own.
+    ///
+    /// # Errors
+    /// Fails on bad mail settings or when Redis is unreachable.
+    pub async fn connect(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        let redis = Redis::connect(&settings.redis)
+            .await
+            .context("Failed to connect to Redis")?;
+        let mailer = Mailer::from_settings(&settings.mail).context("Invalid mail settings")?;
+        Ok(Self::new(redis, Arc::new(mailer), &settings.auth))
+    }
+{%- endif %}
+
+    /// Issues the token of the mail's link, if it has one, and sends the mail. Sending
+    /// again issues a new token, which voids the previous one.
+    ///
+    /// # Errors
+    /// Fails when Redis or the mail transport fails.
+    pub async fn send(&self, mail: &AccountMail) -> anyhow::Result<()> {
+        let message = match mail.about {
+            About::ConfirmEmail { user } => {
+                let link = self.link(Purpose::ConfirmEmail, user).await?;
+                mails::confirm_email(&link, &mails::describe(self.confirm_ttl))
+            }
+            About::ResetPassword { user } => {
+                let link = self.link(Purpose::ResetPassword, user).await?;
+                mails::reset_password(&link, &mails::describe(self.reset_ttl))
+            }
+            About::AddressTaken => mails::already_registered(&self.mailer.url("/forgot-password")),
+            About::PasswordChanged => mails::password_changed(),
+        };
+        self.mailer
+            .send(mail.to.as_ref(), &message)
+            .await
+            .with_context(|| format!("Failed to send `{}`", message.subject))
+    }
+
+    async fn link(&self, purpose: Purpose, user: UserId) -> anyhow::Result<String> {
+        let (ttl, path) = match purpose {
+            Purpose::ConfirmEmail => (self.confirm_ttl, "/confirm-email"),
+            Purpose::ResetPassword => (self.reset_ttl, "/reset-password"),
+        };
+        let token = self
+            .tokens
+            .issue(purpose, user, ttl)
+            .await
+            .context("Failed to issue a link's token")?;
+        Ok(self.mailer.link(path, token.expose()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_mail_is_stored_as_its_purpose_without_a_link() {
+        let user = UserId::generate();
+        let mail = AccountMail {
+            to: Email::parse("ada@example.com").unwrap(),
+            about: About::ResetPassword { user },
+        };
+
+        let stored = serde_json::to_value(&mail).unwrap();
+
+        assert_eq!(
+            stored,
+            serde_json::json!({
+                "to": "ada@example.com",
+                "about": { "kind": "reset_password", "user": user.to_string() },
+            })
+        );
+        assert_eq!(serde_json::from_value::<AccountMail>(stored).unwrap(), mail);
+    }
+}
