@@ -153,7 +153,7 @@ impl Settings {
         Self::build(environment)
     }
 
-    fn build(environment: Environment) -> Result<Self, ConfigError> {
+    pub(crate) fn build(environment: Environment) -> Result<Self, ConfigError> {
         let mut builder = Config::builder()
             .add_source(File::from_str(BASE, FileFormat::Toml))
             .set_override("environment", environment.as_str())?;
@@ -192,9 +192,6 @@ mod tests {
         assert!(!settings.graphql.introspection);
         assert!(!settings.graphql.graphiql);
         assert_eq!(settings.telemetry.format, LogFormat::Json);
-{%- if auth %}
-        assert!(settings.auth.secure_cookie);
-{%- endif %}
     }
 
     #[test]

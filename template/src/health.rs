@@ -1,23 +1,23 @@
 //! Readiness of the service's dependencies, shared by `/health/ready` and the GraphQL
 //! `health` field.
 //!
-//! Both read one snapshot, checked again at most once a second: `health` is public and
-//! may be asked for many times in one request (aliases, batches), and each check pings
-//! the database{% if uses_redis %} and Redis{% endif %}{% if email %} and opens an SMTP connection{% endif %}. So however many ask, the
-//! dependencies see one check per second per process.
+//! At start-up each part of the service registers a probe for what it depends on
+//! ([`Readiness::watch`]). Requests read one snapshot, probed again at most once a
+//! second: `health` is public and may be asked for many times in one request (aliases,
+//! batches), and a probe may open a connection. So however many ask, the dependencies
+//! see one check per second per process.
 
 use std::{
     fmt::Display,
     future::Future,
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
+    pin::Pin,
     time::{Duration, Instant},
 };
 
 use juniper::GraphQLObject;
 use serde::Serialize;
-
-use crate::state::AppState;
 
 /// Whether every dependency answered, and how each one did.
 #[derive(Debug, Clone, Serialize, GraphQLObject)]
@@ -32,9 +32,13 @@ pub struct HealthCheck {
     pub ok: bool,
 }
 
-/// The latest report and when it was made (see the module docs).
-#[derive(Default)]
+type ProbeResult = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type Probe = Box<dyn Fn() -> ProbeResult + Send + Sync>;
+
+/// The registered probes and the latest report (see the module docs).
 pub struct Readiness {
+    probes: Vec<(&'static str, Probe)>,
+    timeout: Duration,
     latest: tokio::sync::Mutex<Option<(Instant, HealthReport)>>,
 }
 
@@ -42,38 +46,60 @@ impl Readiness {
     /// How old a report may be before the next caller checks again.
     pub const MAX_AGE: Duration = Duration::from_secs(1);
 
+    /// No probes yet; each may take up to `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            probes: Vec::new(),
+            timeout,
+            latest: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Checks `name` in every report by calling `probe` on a clone of `target`. A
+    /// dependency is checked once however many parts of the service use it: a second
+    /// probe under the same name is ignored.
+    pub fn watch<T, F, Fut, E>(&mut self, name: &'static str, target: T, probe: F)
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Display,
+    {
+        if self.probes.iter().any(|(watched, _)| *watched == name) {
+            return;
+        }
+        let probe: Probe = Box::new(move || {
+            let answer = probe(target.clone());
+            Box::pin(async move { answer.await.map_err(|error| error.to_string()) })
+        });
+        self.probes.push((name, probe));
+    }
+
     /// The latest report if it is recent, else a new one. Callers arriving during a
     /// check wait for it and share its result.
-    pub async fn report(&self, state: &AppState) -> HealthReport {
+    pub async fn report(&self) -> HealthReport {
         let mut latest = self.latest.lock().await;
         if let Some((checked_at, report)) = latest.as_ref()
             && checked_at.elapsed() < Self::MAX_AGE
         {
             return report.clone();
         }
-        let report = check_dependencies(state).await;
+        let report = self.check().await;
         *latest = Some((Instant::now(), report.clone()));
         report
     }
-}
 
-/// Checks each dependency once; failures are logged here and reported as `ok: false`.
-#[tracing::instrument(name = "Checking readiness", skip_all)]
-async fn check_dependencies(state: &AppState) -> HealthReport {
-    let timeout = state.health_timeout;
-    let checks = vec![
-        // One line per dependency; modules add theirs.
-        check("database", timeout, state.storage.ping(timeout)).await,
-{%- if uses_redis %}
-        check("redis", timeout, state.redis.ping()).await,
-{%- endif %}
-{%- if email %}
-        check("mail", timeout, state.mailer.check()).await,
-{%- endif %}
-    ];
-    HealthReport {
-        ready: checks.iter().all(|check| check.ok),
-        checks,
+    /// Runs every probe once; failures are logged here and reported as `ok: false`.
+    #[tracing::instrument(name = "Checking readiness", skip_all)]
+    async fn check(&self) -> HealthReport {
+        let mut checks = Vec::with_capacity(self.probes.len());
+        for (name, probe) in &self.probes {
+            checks.push(check(name, self.timeout, probe()).await);
+        }
+        HealthReport {
+            ready: checks.iter().all(|check| check.ok),
+            checks,
+        }
     }
 }
 

@@ -1,17 +1,26 @@
 //! {{project-name}}: an actix-web + juniper GraphQL service.
+{%- if auth %}
 
-{% if auth %}pub mod auth;
-{% endif %}pub mod config;
-{% if auth %}pub mod domain;
-{% endif %}pub mod error;
+pub mod auth;
+pub mod domain;
+{%- endif %}
+{%- if queue %}
+pub mod jobs;
+{%- endif %}
+{%- if email %}
+pub mod mail;
+{%- endif %}
+{%- if uses_redis %}
+pub mod redis;
+{%- endif %}
+
+pub mod cli;
+pub mod config;
+pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod http;
-{% if queue %}pub mod jobs;
-{% endif %}
-{% if email %}pub mod mail;
-{% endif %}{% if uses_redis %}pub mod redis;
-{% endif %}pub mod startup;
+pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod telemetry;

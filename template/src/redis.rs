@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -38,6 +39,24 @@ impl Redis {
             prefix: settings.key_prefix.clone().into(),
             timeout,
         })
+    }
+
+    /// Connects and registers the readiness probe `redis`: what each module that keeps
+    /// its data in Redis does at start-up.
+    ///
+    /// # Errors
+    /// Fails on a malformed URL or when the server does not answer within the timeout.
+    pub async fn connect_watched(
+        settings: &RedisSettings,
+        readiness: &mut crate::health::Readiness,
+    ) -> anyhow::Result<Self> {
+        let redis = Self::connect(settings)
+            .await
+            .context("Failed to connect to Redis")?;
+        readiness.watch("redis", redis.clone(), |redis| async move {
+            redis.ping().await
+        });
+        Ok(redis)
     }
 
     /// `name` under this service's key prefix.

@@ -13,26 +13,6 @@ use crate::{
     },
 };
 
-/// The `create-admin` command: loads the settings, reads a password from stdin if asked,
-/// and reports what it did.
-///
-/// # Errors
-/// Fails on bad settings, unreadable stdin, or any error of [`create_admin`].
-pub async fn run(email: &str, password_stdin: bool) -> anyhow::Result<()> {
-    let settings = Settings::load().context("Failed to load the configuration")?;
-    let password = if password_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .context("Failed to read the password from stdin")?;
-        Some(SecretString::from(line.trim_end_matches(['\r', '\n'])))
-    } else {
-        None
-    };
-    println!("{}", create_admin(&settings, email, password).await?);
-    Ok(())
-}
-
 /// Promotes `email` to admin; a new account needs `password`. Returns what was done.
 ///
 /// # Errors

@@ -44,7 +44,7 @@ impl Context {
 }
 
 fn tokens(context: &Context) -> OneTimeTokens {
-    OneTimeTokens::new(context.state.redis.clone())
+    OneTimeTokens::new(context.state.auth.redis.clone())
 }
 
 /// Runs `work` once the request has answered (see the module docs); failures are logged.
@@ -77,7 +77,7 @@ async fn deliver(state: &AppState, mail: AccountMail) -> anyhow::Result<()> {
 
 async fn deliver(state: &AppState, mail: AccountMail) -> anyhow::Result<()> {
     let mailer = super::AccountMailer::new(
-        state.redis.clone(),
+        state.auth.redis.clone(),
         state.mailer.clone(),
         &state.auth.settings,
     );

@@ -3,6 +3,7 @@
 //! storage. The rules follow OWASP ASVS 5.0; each one cites its section where applied.
 
 pub mod admin;
+pub mod cli;
 mod client_ip;
 mod cookie;
 mod guard;
@@ -23,7 +24,7 @@ mod mails;
 mod tokens;
 {%- endif %}
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 {% if email %}pub use account_mail::{AccountMail, AccountMailer};
 pub use background::Background;
@@ -42,6 +43,8 @@ use crate::{error::AppError, redis::Redis};
 
 /// The auth services shared by all requests.
 pub struct Auth {
+    /// Sessions, counters{% if email %} and single-use tokens{% endif %} live here.
+    pub redis: Redis,
     pub sessions: SessionStore,
     pub passwords: PasswordHasher,
     pub limiter: RateLimiter,
@@ -55,6 +58,18 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Connects to Redis (registering its readiness probe) and sets up the services.
+    ///
+    /// # Errors
+    /// Fails when Redis is unreachable.
+    pub async fn connect(
+        settings: &crate::config::Settings,
+        readiness: &mut crate::health::Readiness,
+    ) -> anyhow::Result<Arc<Self>> {
+        let redis = Redis::connect_watched(&settings.redis, readiness).await?;
+        Ok(Arc::new(Self::new(&settings.auth, redis)))
+    }
+
     pub fn new(settings: &AuthSettings, redis: Redis) -> Self {
         let absolute = Duration::from_secs(settings.session_absolute_timeout_secs);
         let window = Duration::from_secs(settings.login_window_secs);
@@ -74,7 +89,8 @@ impl Auth {
             ),
             passwords: PasswordHasher::new(settings.bcrypt_cost),
             limiter: RateLimiter::new(redis.clone()),
-            lockout: Lockout::new(redis, per_client, per_account),
+            lockout: Lockout::new(redis.clone(), per_client, per_account),
+            redis,
             cookie: SessionCookie::new(settings.secure_cookie, absolute),
             settings: settings.clone(),
 {%- if email %}

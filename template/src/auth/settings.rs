@@ -81,6 +81,13 @@ mod tests {
     }
 
     #[test]
+    fn production_sends_the_session_cookie_over_https_only() {
+        let production = crate::config::Settings::build(crate::config::Environment::Production);
+
+        assert!(production.expect("settings load").auth.secure_cookie);
+    }
+
+    #[test]
     fn lists_come_as_arrays_or_comma_separated_text() {
         let from_array = with_auth(r#"trusted_proxies = ["10.0.0.0/8", "fd00::/8"]"#);
         let from_text = with_auth(r#"trusted_proxies = "10.0.0.0/8, fd00::/8""#);

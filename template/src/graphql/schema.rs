@@ -1,24 +1,9 @@
 //! Schema roots. Each module adds its fields here with one delegating resolver per field,
-//! so the public API is readable in one file.
+//! so the public API is readable in one file; the resolvers live in the module.
 
-{%- if auth %}
-use juniper::ID;
-{%- else %}
-use juniper::EmptyMutation;
-{%- endif %}
 use juniper::{EmptySubscription, RootNode, graphql_object};
 
 use super::Context;
-{%- if auth %}
-use crate::{
-{%- if email %}
-    auth::email_flows,
-{%- endif %}
-    auth::resolvers::{self as auth, LoginPayload, RegisterPayload, UserPage},
-    error::AppError,
-    storage::users::User,
-};
-{%- endif %}
 use crate::{config::GraphqlSettings, health::HealthReport};
 
 pub struct Query;
@@ -33,22 +18,22 @@ impl Query {
 
     /// Readiness of the service and of each dependency, checked at most once a second.
     async fn health(context: &Context) -> HealthReport {
-        context.state.readiness.report(&context.state).await
+        context.state.readiness.report().await
     }
 {%- if auth %}
 
     /// The signed-in user.
-    async fn me(context: &Context) -> Result<User, AppError> {
-        auth::me(context).await
+    async fn me(context: &Context) -> Result<crate::storage::users::User, crate::error::AppError> {
+        crate::auth::resolvers::me(context).await
     }
 
     /// All users, oldest first, a page at a time. Admins only.
     async fn users(
         context: &Context,
         #[graphql(default = 20)] first: i32,
-        after: Option<ID>,
-    ) -> Result<UserPage, AppError> {
-        auth::users(context, first, after).await
+        after: Option<juniper::ID>,
+    ) -> Result<crate::auth::resolvers::UserPage, crate::error::AppError> {
+        crate::auth::resolvers::users(context, first, after).await
     }
 {%- endif %}
 }
@@ -64,8 +49,8 @@ impl Mutation {
         context: &Context,
         email: String,
         password: String,
-    ) -> Result<RegisterPayload, AppError> {
-        auth::register(context, email, password).await
+    ) -> Result<crate::auth::resolvers::RegisterPayload, crate::error::AppError> {
+        crate::auth::resolvers::register(context, email, password).await
     }
 
     /// Starts a session: an HttpOnly cookie, or with `bearer: true` the token itself.
@@ -74,18 +59,18 @@ impl Mutation {
         email: String,
         password: String,
         #[graphql(default = false)] bearer: bool,
-    ) -> Result<LoginPayload, AppError> {
-        auth::login(context, email, password, bearer).await
+    ) -> Result<crate::auth::resolvers::LoginPayload, crate::error::AppError> {
+        crate::auth::resolvers::login(context, email, password, bearer).await
     }
 
     /// Ends this session.
-    async fn logout(context: &Context) -> Result<bool, AppError> {
-        auth::logout(context).await
+    async fn logout(context: &Context) -> Result<bool, crate::error::AppError> {
+        crate::auth::resolvers::logout(context).await
     }
 
     /// Ends every session of the signed-in user, on every device.
-    async fn logout_everywhere(context: &Context) -> Result<bool, AppError> {
-        auth::logout_everywhere(context).await
+    async fn logout_everywhere(context: &Context) -> Result<bool, crate::error::AppError> {
+        crate::auth::resolvers::logout_everywhere(context).await
     }
 
     /// Changes the password and ends every other session.
@@ -93,24 +78,24 @@ impl Mutation {
         context: &Context,
         current_password: String,
         new_password: String,
-    ) -> Result<bool, AppError> {
-        auth::change_password(context, current_password, new_password).await
+    ) -> Result<bool, crate::error::AppError> {
+        crate::auth::resolvers::change_password(context, current_password, new_password).await
     }
 {%- if email %}
 
     /// Confirms the email address with the token from the confirmation mail.
-    async fn confirm_email(context: &Context, token: String) -> Result<bool, AppError> {
-        email_flows::confirm_email(context, &token).await
+    async fn confirm_email(context: &Context, token: String) -> Result<bool, crate::error::AppError> {
+        crate::auth::email_flows::confirm_email(context, &token).await
     }
 
     /// Sends a new confirmation link. The answer is the same for unknown addresses.
-    async fn resend_confirmation(context: &Context, email: String) -> Result<String, AppError> {
-        email_flows::resend_confirmation(context, email).await
+    async fn resend_confirmation(context: &Context, email: String) -> Result<String, crate::error::AppError> {
+        crate::auth::email_flows::resend_confirmation(context, email).await
     }
 
     /// Mails a password-reset link. The answer is the same for unknown addresses.
-    async fn request_password_reset(context: &Context, email: String) -> Result<String, AppError> {
-        email_flows::request_password_reset(context, email).await
+    async fn request_password_reset(context: &Context, email: String) -> Result<String, crate::error::AppError> {
+        crate::auth::email_flows::request_password_reset(context, email).await
     }
 
     /// Sets a new password with the token from the reset mail; ends every session.
@@ -118,8 +103,8 @@ impl Mutation {
         context: &Context,
         token: String,
         new_password: String,
-    ) -> Result<bool, AppError> {
-        email_flows::reset_password(context, &token, new_password).await
+    ) -> Result<bool, crate::error::AppError> {
+        crate::auth::email_flows::reset_password(context, &token, new_password).await
     }
 {%- endif %}
 }
@@ -131,10 +116,12 @@ fn roots() -> Schema {
 }
 {%- else %}
 
-pub type Schema = RootNode<Query, EmptyMutation<Context>, EmptySubscription<Context>>;
+// No module adds mutations to this service yet: the README's "Extending" section says
+// how to add the `Mutation` root.
+pub type Schema = RootNode<Query, juniper::EmptyMutation<Context>, EmptySubscription<Context>>;
 
 fn roots() -> Schema {
-    Schema::new(Query, EmptyMutation::new(), EmptySubscription::new())
+    Schema::new(Query, juniper::EmptyMutation::new(), EmptySubscription::new())
 }
 {%- endif %}
 

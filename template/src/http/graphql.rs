@@ -11,8 +11,7 @@ use actix_web::{
 use juniper::http::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
 use serde::Serialize;
 
-{% if auth %}use crate::auth::RequestAuth;
-{% endif %}use crate::{
+use crate::{
     config::GraphqlSettings,
     error::{AppError, graphql_error_body},
     graphql::{Context, Schema, limits::RequestLimits, schema},
@@ -73,7 +72,7 @@ pub async fn post(
     let context = Context::new(state.get_ref().clone());
 {%- if auth %}
     let context = Context {
-        auth: RequestAuth::from_request(&request, &state.auth).await?,
+        auth: crate::auth::RequestAuth::from_request(&request, &state.auth).await?,
         ..context
     };
 {%- endif %}

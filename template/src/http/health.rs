@@ -13,7 +13,7 @@ pub async fn live() -> HttpResponse {
 /// 200 when every dependency answered, 503 otherwise, with a per-dependency report
 /// (at most a second old).
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let report = state.readiness.report(&state).await;
+    let report = state.readiness.report().await;
     if report.ready {
         HttpResponse::Ok().json(report)
     } else {

@@ -1,26 +1,71 @@
-//! The `worker` and `jobs …` commands.
+//! The queue module's commands: `worker` and `jobs …`.
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use clap::Subcommand;
 use tokio::sync::watch;
 
 use super::{Job, JobContext, Jobs, perform, worker};
-{% if email %}use crate::mail::Mailer;
-{% endif %}use crate::{config::Settings, redis::Redis};
+use crate::{
+    cli::ModuleCommand,
+    config::Settings,
+    redis::Redis,
+    telemetry::{get_subscriber, init_subscriber},
+};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run background jobs until SIGTERM or Ctrl-C.
+    Worker,
+    /// Inspect the job queue.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// Count jobs per state.
+    Stats,
+    /// List jobs that ran out of attempts or deliveries.
+    Dead,
+    /// Queue dead jobs again with fresh attempts.
+    Retry {
+        /// Ids printed by `jobs dead`.
+        ids: Vec<String>,
+        /// Every dead job.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+
+impl ModuleCommand for Command {
+    async fn run(self, settings: Settings) -> anyhow::Result<()> {
+        match self {
+            Self::Worker => {
+                init_subscriber(get_subscriber(&settings.telemetry, std::io::stdout))?;
+                run_worker(settings).await
+            }
+            Self::Jobs { command } => match command {
+                JobsCommand::Stats => print_stats(&settings).await,
+                JobsCommand::Dead => print_dead(&settings).await,
+                JobsCommand::Retry { ids, all } => retry(&settings, ids, all).await,
+            },
+        }
+    }
+}
 
 async fn connect(settings: &Settings) -> anyhow::Result<Jobs> {
     let redis = Redis::connect(&settings.redis)
         .await
         .context("Failed to connect to Redis")?;
-    Ok(Jobs::connect(&redis, &settings.jobs))
+    Ok(Jobs::on(&redis, &settings.jobs))
 }
 
 /// `worker`: runs jobs until SIGTERM or Ctrl-C, then drains (see [`worker::run`]).
-///
-/// # Errors
-/// Fails on bad settings or when Redis is unreachable at start-up.
-pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -43,7 +88,9 @@ pub async fn work(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow
         jobs: jobs.clone(),
         settings: settings.jobs.clone(),
 {%- if email %}
-        mailer: Arc::new(Mailer::from_settings(&settings.mail).context("Invalid mail settings")?),
+        mailer: Arc::new(
+            crate::mail::Mailer::from_settings(&settings.mail).context("Invalid mail settings")?,
+        ),
 {%- endif %}
 {%- if auth and email %}
         account_mails: crate::auth::AccountMailer::connect(&settings).await?,
@@ -92,31 +139,23 @@ async fn wait_for_signal() {
 }
 
 /// `jobs stats`: counts per state, as JSON.
-///
-/// # Errors
-/// Fails when Redis is unreachable.
-pub async fn print_stats(settings: &Settings) -> anyhow::Result<()> {
+async fn print_stats(settings: &Settings) -> anyhow::Result<()> {
     let stats = connect(settings).await?.stats().await?;
     println!("{}", serde_json::to_string_pretty(&stats)?);
     Ok(())
 }
 
 /// `jobs dead`: the dead set, one JSON object per line.
-///
-/// # Errors
-/// Fails when Redis is unreachable.
-pub async fn print_dead(settings: &Settings) -> anyhow::Result<()> {
+async fn print_dead(settings: &Settings) -> anyhow::Result<()> {
     for job in connect(settings).await?.dead().await? {
         println!("{}", serde_json::to_string(&job)?);
     }
     Ok(())
 }
 
-/// `jobs retry`: queues the given dead jobs again, or all of them.
-///
-/// # Errors
-/// Fails when Redis is unreachable or an id names no dead job.
-pub async fn retry(settings: &Settings, ids: Vec<String>, all: bool) -> anyhow::Result<()> {
+/// `jobs retry`: queues the given dead jobs again, or all of them; fails on an id that
+/// names no dead job.
+async fn retry(settings: &Settings, ids: Vec<String>, all: bool) -> anyhow::Result<()> {
     let jobs = connect(settings).await?;
     let ids = if all {
         jobs.dead().await?.into_iter().map(|job| job.id).collect()

@@ -26,9 +26,21 @@ pub use settings::JobSettings;
 pub type Jobs = JobQueue<Job>;
 
 impl Jobs {
-    /// The `jobs` queue under the service's Redis key prefix.
-    pub fn connect(redis: &crate::redis::Redis, settings: &JobSettings) -> Self {
+    /// The `jobs` queue under the service's Redis key prefix, on `redis`.
+    pub fn on(redis: &crate::redis::Redis, settings: &JobSettings) -> Self {
         JobQueue::new(redis, settings, "jobs")
+    }
+
+    /// The `jobs` queue on a connection of its own, its readiness probe registered.
+    ///
+    /// # Errors
+    /// Fails when Redis is unreachable.
+    pub async fn connect(
+        settings: &crate::config::Settings,
+        readiness: &mut crate::health::Readiness,
+    ) -> anyhow::Result<Self> {
+        let redis = crate::redis::Redis::connect_watched(&settings.redis, readiness).await?;
+        Ok(Self::on(&redis, &settings.jobs))
     }
 }
 

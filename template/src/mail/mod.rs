@@ -1,6 +1,7 @@
 //! Outgoing mail: SMTP (pooled, TLS) in production, `.eml` files in development and
 //! tests, behind the `MailTransport` trait so tests and jobs can plug in their own.
 
+pub mod cli;
 mod settings;
 pub mod templates;
 mod transport;
@@ -38,6 +39,21 @@ pub struct Mailer {
 }
 
 impl Mailer {
+    /// The service's mailer, its readiness probe `mail` registered.
+    ///
+    /// # Errors
+    /// Fails on an invalid sender address or SMTP URL.
+    pub fn connect(
+        settings: &MailSettings,
+        readiness: &mut crate::health::Readiness,
+    ) -> anyhow::Result<Arc<Self>> {
+        let mailer = Arc::new(Self::from_settings(settings)?);
+        readiness.watch("mail", mailer.clone(), |mailer| async move {
+            mailer.check().await
+        });
+        Ok(mailer)
+    }
+
     /// # Errors
     /// Fails on an invalid sender address or SMTP URL.
     pub fn from_settings(settings: &MailSettings) -> anyhow::Result<Self> {
@@ -97,19 +113,4 @@ impl Mailer {
     pub async fn check(&self) -> Result<(), MailError> {
         self.transport.check().await
     }
-}
-
-/// The `send-test-mail` command: proves the mail settings by sending a message.
-///
-/// # Errors
-/// Fails on bad settings or when the message cannot be delivered.
-pub async fn send_test_mail(to: &str) -> anyhow::Result<()> {
-    let settings = crate::config::Settings::load()?;
-    let mailer = Mailer::from_settings(&settings.mail)?;
-    mailer.send(to, &templates::test_message()).await?;
-    println!(
-        "Sent a test message to {to} ({:?} transport)",
-        settings.mail.transport
-    );
-    Ok(())
 }

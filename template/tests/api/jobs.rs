@@ -715,7 +715,12 @@ async fn the_worker_carries_on_after_redis_restarts_empty() {
 async fn queued_jobs_survive_a_redis_restart_with_persistence() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let server = PrivateRedis::start_persistent(port, dir.path());
+    // Every command on disk before it is answered: a restart loses nothing.
+    let persistent = format!(
+        "--save '' --appendonly yes --appendfsync always --dir '{}'",
+        dir.path().display()
+    );
+    let server = PrivateRedis::launch(port, &persistent);
     let test = TestQueue::on(&server.url(), &unique_prefix(), fast_settings()).await;
     let jobs: Vec<_> = (0..200)
         .map(|id| TestJob {
@@ -731,7 +736,7 @@ async fn queued_jobs_survive_a_redis_restart_with_persistence() {
     .await;
 
     server.stop();
-    let _restarted = PrivateRedis::start_persistent(port, dir.path());
+    let _restarted = PrivateRedis::launch(port, &persistent);
 
     eventually("every job to run", Duration::from_secs(60), || async {
         test.effects().await == 200

@@ -151,7 +151,7 @@ async fn a_job_that_aborts_its_worker_is_buried_after_max_deliveries() {
 async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
     let prefix = unique_prefix();
     let redis = redis_under(crate::redis_server::url(), &prefix).await;
-    let jobs = Jobs::connect(&redis, &fast_settings());
+    let jobs = Jobs::on(&redis, &fast_settings());
     let (mut child, _) = start_until_logged(
         binary(&["worker"]).env("APP_REDIS__KEY_PREFIX", &prefix),
         "Worker started",
@@ -181,7 +181,7 @@ async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
 async fn the_jobs_commands_count_list_and_retry_dead_jobs() {
     let prefix = unique_prefix();
     let redis = redis_under(crate::redis_server::url(), &prefix).await;
-    let jobs = Jobs::connect(&redis, &fast_settings());
+    let jobs = Jobs::on(&redis, &fast_settings());
     let id = jobs.enqueue(Job::PurgeDeadJobs).await.unwrap();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let failing = |_: Job, _| async { anyhow::bail!("the purge is broken") };

@@ -47,17 +47,8 @@ impl PrivateRedis {
         Self::launch(port, "--save '' --appendonly no")
     }
 
-    /// A server on `port` that writes every command to an append-only file in `dir`
-    /// before answering, so a restart on the same `dir` loses nothing.
-    pub fn start_persistent(port: u16, dir: &std::path::Path) -> Self {
-        let options = format!(
-            "--save '' --appendonly yes --appendfsync always --dir '{}'",
-            dir.display()
-        );
-        Self::launch(port, &options)
-    }
-
-    fn launch(port: u16, options: &str) -> Self {
+    /// A server on `port` started with `redis-server` `options`.
+    pub fn launch(port: u16, options: &str) -> Self {
         let script = format!(
             "redis-server --port {port} --bind 127.0.0.1 {options} & \
              server=$!; read _; kill $server"

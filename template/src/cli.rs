@@ -1,0 +1,102 @@
+//! The command line: `serve` (the default), `schema`, `healthcheck`, and the commands
+//! each module adds. A module's commands are a `clap::Subcommand` enum implementing
+//! [`ModuleCommand`]; `main.rs` lists the modules.
+
+use std::pin::Pin;
+
+use anyhow::Context as _;
+use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+
+use crate::{
+    config::Settings,
+    graphql::schema,
+    startup::Application,
+    telemetry::{get_subscriber, init_subscriber},
+};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Default)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    #[default]
+    Serve,
+    /// Print the GraphQL schema in SDL.
+    Schema,
+    /// Exit 0 if the server on this host is ready: the container health check.
+    Healthcheck,
+}
+
+/// A module's subcommands, run with the service's settings.
+pub trait ModuleCommand: clap::Subcommand + Sized + 'static {
+    fn run(self, settings: Settings) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+type Running = Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
+/// One module's place on the command line.
+pub struct Module {
+    augment: fn(clap::Command) -> clap::Command,
+    has: fn(&str) -> bool,
+    run: fn(&ArgMatches, Settings) -> Running,
+}
+
+impl Module {
+    /// The subcommands of `C`.
+    pub fn of<C: ModuleCommand>() -> Self {
+        Self {
+            augment: C::augment_subcommands,
+            has: C::has_subcommand,
+            run: |matches, settings| {
+                let command = C::from_arg_matches(matches);
+                Box::pin(async move { command?.run(settings).await })
+            },
+        }
+    }
+}
+
+/// Parses the command line, with every module's subcommands, and runs the command.
+///
+/// # Errors
+/// Whatever the command fails with.
+pub async fn run(modules: &[Module]) -> anyhow::Result<()> {
+    let cli = modules
+        .iter()
+        .fold(Cli::command(), |cli, module| (module.augment)(cli));
+    let matches = cli.get_matches();
+    if let Some(name) = matches.subcommand_name()
+        && let Some(module) = modules.iter().find(|module| (module.has)(name))
+    {
+        return (module.run)(&matches, load_settings()?).await;
+    }
+    match Cli::from_arg_matches(&matches)?.command.unwrap_or_default() {
+        Command::Serve => serve().await,
+        Command::Schema => {
+            print!("{}", schema::sdl());
+            Ok(())
+        }
+        Command::Healthcheck => crate::health::probe(load_settings()?.http.port, "/health/ready"),
+    }
+}
+
+/// The settings, with the error that names a bad key.
+///
+/// # Errors
+/// Fails when the configuration does not load.
+pub fn load_settings() -> anyhow::Result<Settings> {
+    Settings::load().context("Failed to load the configuration")
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let settings = load_settings()?;
+    init_subscriber(get_subscriber(&settings.telemetry, std::io::stdout))?;
+    let application = Application::build(settings).await?;
+    tracing::info!(port = application.port(), "Listening");
+    application.run_until_stopped().await?;
+    Ok(())
+}
