@@ -1,7 +1,10 @@
 //! The full check of one rendered variant: no leftover tags, `cargo fmt --check`,
-//! `cargo clippy --all-targets -- -D warnings`, `cargo test`, and the printed schema.
+//! `cargo clippy --all-targets -- -D warnings`, `cargo test` on the embedded store, the
+//! printed schema, and for the variants that have one a second pass of the API tests on
+//! MongoDB.
 //!
-//! All variants share one `CARGO_TARGET_DIR`, so dependencies build once.
+//! All variants share one `CARGO_TARGET_DIR`, so dependencies build once, and the second
+//! pass reuses the test binary the first one built.
 
 use std::{
     fmt::Write as _,
@@ -14,9 +17,16 @@ use anyhow::{Context, Result, bail};
 
 use crate::{
     examples::{Example, repo_root},
+    mongodb::MongoServer,
     render::{self, Request},
     scan,
 };
+
+/// The variable that puts a rendered project's tests on MongoDB.
+const TEST_MONGODB_URI: &str = "TEST_MONGODB_URI";
+/// The API test binary (`tests/api/main.rs`) and the tests in it that need MongoDB.
+const API_TESTS: [&str; 4] = ["test", "--test", "api", "--no-fail-fast"];
+const MONGODB_ONLY: &str = "mongodb_only";
 
 /// What happened to one variant.
 #[derive(Debug)]
@@ -24,10 +34,23 @@ pub struct VariantReport {
     pub name: String,
     pub render_time: Duration,
     pub build_time: Duration,
+    /// Tests passed by `cargo test` on the embedded store.
     pub tests_passed: usize,
+    /// The second pass, for variants that run on MongoDB too.
+    pub mongodb: Option<MongoPass>,
     /// The GraphQL schema the rendered binary printed.
     pub sdl: Option<String>,
     pub failure: Option<String>,
+}
+
+/// The API tests run again on MongoDB.
+#[derive(Debug, Default)]
+pub struct MongoPass {
+    /// The whole API suite, every app on MongoDB.
+    pub tests_passed: usize,
+    /// The tests only MongoDB can run (ignored on the embedded store).
+    pub mongodb_only_passed: usize,
+    pub time: Duration,
 }
 
 /// Where variants build: one directory for all, inside this repository's `target/`.
@@ -38,17 +61,24 @@ pub fn shared_target_dir() -> PathBuf {
     )
 }
 
-/// Renders `example` into a fresh directory under `work_dir` and checks it.
-pub fn check_variant(example: &Example, work_dir: &Path, target_dir: &Path) -> VariantReport {
+/// Renders `example` into a fresh directory under `work_dir` and checks it; with a
+/// `mongodb` server, variants that have a second pass run it there.
+pub fn check_variant(
+    example: &Example,
+    work_dir: &Path,
+    target_dir: &Path,
+    mongodb: Option<&MongoServer>,
+) -> VariantReport {
     let mut report = VariantReport {
         name: example.name.clone(),
         render_time: Duration::ZERO,
         build_time: Duration::ZERO,
         tests_passed: 0,
+        mongodb: None,
         sdl: None,
         failure: None,
     };
-    if let Err(error) = run_checks(example, work_dir, target_dir, &mut report) {
+    if let Err(error) = run_checks(example, work_dir, target_dir, mongodb, &mut report) {
         report.failure = Some(format!("{error:#}"));
     }
     report
@@ -58,6 +88,7 @@ fn run_checks(
     example: &Example,
     work_dir: &Path,
     target_dir: &Path,
+    mongodb: Option<&MongoServer>,
     report: &mut VariantReport,
 ) -> Result<()> {
     let started = Instant::now();
@@ -90,6 +121,30 @@ fn run_checks(
         bail!("schema failed:\n{}", tail(&schema.stderr));
     }
     report.sdl = Some(String::from_utf8(schema.stdout).context("schema is not UTF-8")?);
+
+    if let Some(server) = mongodb
+        && example.runs_on_mongodb()?
+    {
+        let pass = report.mongodb.insert(MongoPass::default());
+        run_on_mongodb(&cargo, server, pass).context("on MongoDB")?;
+    }
+    Ok(())
+}
+
+/// The API test binary again with every app on `server`, then the tests only MongoDB
+/// can run. Both count: a filter that matched nothing would hide those tests.
+fn run_on_mongodb(cargo: &Cargo, server: &MongoServer, pass: &mut MongoPass) -> Result<()> {
+    let started = Instant::now();
+    let uri = Some(server.uri());
+    let suite = cargo.run_with(&API_TESTS, uri)?;
+    pass.tests_passed = count_passed(&String::from_utf8_lossy(&suite.stdout));
+    let only = [&API_TESTS[..], &["--", "--ignored", MONGODB_ONLY]].concat();
+    let only = cargo.run_with(&only, uri)?;
+    pass.mongodb_only_passed = count_passed(&String::from_utf8_lossy(&only.stdout));
+    pass.time = started.elapsed();
+    if pass.tests_passed == 0 || pass.mongodb_only_passed == 0 {
+        bail!("a MongoDB run passed no test: {pass:?}");
+    }
     Ok(())
 }
 
@@ -116,14 +171,27 @@ impl<'a> Cargo<'a> {
         }
     }
 
-    /// Runs `cargo <args>` in the project; on failure the error holds the output's tail.
+    /// Runs `cargo <args>` in the project, on the embedded store; on failure the error
+    /// holds the output's tail.
     fn run(&self, args: &[&str]) -> Result<Output> {
+        self.run_with(args, None)
+    }
+
+    /// Like [`Cargo::run`], with the tests on the MongoDB at `mongodb_uri` if given.
+    /// A `TEST_MONGODB_URI` of the caller's own never leaks into a project.
+    fn run_with(&self, args: &[&str], mongodb_uri: Option<&str>) -> Result<Output> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        command
             .args(args)
             .current_dir(self.project)
             .env("CARGO_TARGET_DIR", self.target_dir)
             .env_remove("RUSTFLAGS")
+            .env_remove(TEST_MONGODB_URI);
+        if let Some(uri) = mongodb_uri {
+            command.env(TEST_MONGODB_URI, uri);
+        }
+        let output = command
             .output()
             .with_context(|| format!("failed to start cargo {}", args.join(" ")))?;
         if !output.status.success() {
@@ -150,22 +218,33 @@ fn tail(bytes: &[u8]) -> String {
     out
 }
 
-/// A fixed-width table of the reports, failures listed below it.
+/// A fixed-width table of the reports, failures listed below it. `embedded` counts every
+/// test of `cargo test`; `mongodb` the API tests run again on MongoDB (`-`: no second
+/// pass), `mongodb time` what that pass took.
 pub fn table(reports: &[VariantReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<14} {:>10} {:>10} {:>8}  result",
-        "variant", "render", "build", "tests"
+        "{:<14} {:>9} {:>9} {:>9} {:>8} {:>13}  result",
+        "variant", "render", "build", "embedded", "mongodb", "mongodb time"
     );
     for report in reports {
+        let (mongodb, mongodb_time) = match &report.mongodb {
+            Some(pass) => (
+                (pass.tests_passed + pass.mongodb_only_passed).to_string(),
+                format!("{:.1}s", pass.time.as_secs_f64()),
+            ),
+            None => ("-".to_string(), "-".to_string()),
+        };
         let _ = writeln!(
             out,
-            "{:<14} {:>9.2}s {:>9.1}s {:>8}  {}",
+            "{:<14} {:>8.2}s {:>8.1}s {:>9} {:>8} {:>13}  {}",
             report.name,
             report.render_time.as_secs_f64(),
             report.build_time.as_secs_f64(),
             report.tests_passed,
+            mongodb,
+            mongodb_time,
             if report.failure.is_some() {
                 "FAIL"
             } else {
