@@ -57,7 +57,15 @@ impl MongoServer {
                 process: None,
             });
         }
-        let python = ensure_installed().context("failed to install SecantusDB")?;
+        Self::start_secantusdb()
+    }
+
+    /// A fresh SecantusDB on a free port, whatever `CI_MONGODB_URI` says.
+    ///
+    /// # Errors
+    /// As [`MongoServer::start`].
+    pub fn start_secantusdb() -> Result<Self> {
+        let python = secantusdb_python().context("failed to install SecantusDB")?;
         Self::spawn(&python)
     }
 
@@ -68,6 +76,11 @@ impl MongoServer {
 
     pub fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// The server's process id, when this handle started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|process| process.child.id())
     }
 
     fn spawn(python: &Path) -> Result<Self> {
@@ -147,10 +160,13 @@ impl Drop for MongoServer {
     }
 }
 
-/// SecantusDB's virtualenv under `target/mongodb-server/`, installed if missing or
-/// pinned to another version. Returns its Python, which runs the server as a module:
-/// the installed script's shebang would name the scratch folder it was built in.
-fn ensure_installed() -> Result<PathBuf> {
+/// The Python of SecantusDB's virtualenv under `target/mongodb-server/`, installed if
+/// missing or pinned to another version. It runs the server as a module: the installed
+/// script's shebang would name the scratch folder it was built in. pymongo comes with it.
+///
+/// # Errors
+/// Fails if python3 (with venv and pip) cannot install it.
+pub fn secantusdb_python() -> Result<PathBuf> {
     let root = repo_root().join("target").join("mongodb-server");
     install::ensure_pinned(&root, &[SECANTUSDB], |scratch| {
         let venv = scratch.join("venv");
