@@ -1,5 +1,6 @@
-//! What only MongoDB can show: a server that stops answering, and the test databases.
-//! Ignored unless asked for, and named so one filter runs them all:
+//! What only MongoDB can show: the real binary configured for it, a server that stops
+//! answering, and the test databases. Ignored unless asked for, and named so one filter
+//! runs them all:
 //! `TEST_MONGODB_URI=… cargo test --test api -- --ignored mongodb_only`.
 
 use std::time::{Duration, Instant};
@@ -12,7 +13,10 @@ use tokio::{
 
 use {{crate_name}}::storage::Storage;
 
-use crate::helpers::{TestDatabase, spawn_app_with};
+use crate::{
+    helpers::{TestDatabase, spawn_app_with},
+    shutdown::{binary, start_until_logged, terminate},
+};
 
 /// A TCP relay in front of MongoDB that a test can cut and restore.
 struct Proxy {
@@ -82,6 +86,35 @@ async fn readiness(app: &crate::helpers::TestApp) -> (u16, Value) {
     let response = app.get("/health/ready").await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+#[ignore = "needs MongoDB: set TEST_MONGODB_URI, run with --ignored mongodb_only"]
+async fn the_binary_configured_from_the_environment_serves_on_mongodb() {
+    let database = TestDatabase::required();
+    let (mut child, listening) = start_until_logged(
+        binary(&["serve"])
+            .env("APP_HTTP__PORT", "0")
+            .env("APP_DATABASE__URL", &database.uri)
+            .env("APP_DATABASE__MONGODB_DATABASE", &database.name),
+        "Listening",
+    );
+    let port = listening["port"].as_u64().expect("no port in the log line");
+
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
+        .await
+        .unwrap();
+    let status = terminate(&mut child).await;
+
+    assert_eq!(ready.status(), 200);
+    assert!(status.success(), "exited with {status}");
+    let collections = database.handle().await.list_collection_names().await.unwrap();
+{%- if auth %}
+    // Start-up made the users collection with its unique email index.
+    assert_eq!(collections, ["users"]);
+{%- else %}
+    assert!(collections.is_empty(), "{collections:?}");
+{%- endif %}
 }
 
 #[tokio::test]
