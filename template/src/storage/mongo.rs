@@ -121,9 +121,7 @@ mod tests {
 
     #[test]
     fn unnamed_indexes_get_mongodbs_own_names() {
-        let compound = IndexModel::builder()
-            .keys(doc! { "a": 1, "b": -1 })
-            .build();
+        let compound = IndexModel::builder().keys(doc! { "a": 1, "b": -1 }).build();
         let named = IndexModel::builder()
             .keys(doc! { "a": 1 })
             .options(

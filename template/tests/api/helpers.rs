@@ -183,7 +183,8 @@ pub struct TestBackend {
 
 impl TestBackend {
     async fn all() -> Vec<Self> {
-        let mut backends = vec![Self::connect(database_settings("embedded://memory", "unused"), None).await];
+        let embedded = database_settings("embedded://memory", "unused");
+        let mut backends = vec![Self::connect(embedded, None).await];
         if let Some(database) = TestDatabase::fresh() {
             backends.push(Self::connect(database.settings(), Some(database)).await);
         }

@@ -150,7 +150,8 @@ async fn graphql(app: &TestApp, token: Option<&str>, query: &str, variables: Val
 }
 
 async fn register(app: &TestApp, email: &str, password: &str) -> Value {
-    let mutation = "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { message } }";
+    let mutation =
+        "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { message } }";
     graphql(app, None, mutation, json!({ "e": email, "p": password })).await
 }
 
@@ -186,7 +187,10 @@ async fn registering_a_taken_address_in_another_case_keeps_the_first_account() {
     assert!(first["errors"].is_null(), "{first}");
     let signed_in = login(&app, "ada@example.com", PASSWORD).await;
     let impostor = login(&app, "ada@example.com", "another long password").await;
-    assert!(signed_in["data"]["login"]["sessionToken"].is_string(), "{signed_in}");
+    assert!(
+        signed_in["data"]["login"]["sessionToken"].is_string(),
+        "{signed_in}"
+    );
     assert_eq!(error_code(&impostor), "UNAUTHENTICATED");
     let stored = app.state.storage.list(None, 10).await.unwrap();
     assert_eq!(stored.users.len(), 1);
@@ -200,7 +204,8 @@ async fn admins_page_through_users_in_registration_order_by_id() {
     for email in &emails {
         register(&app, email, PASSWORD).await;
     }
-    let query = "query($after: ID) { users(first: 2, after: $after) { users { id email } nextCursor } }";
+    let query =
+        "query($after: ID) { users(first: 2, after: $after) { users { id email } nextCursor } }";
 
     let mut pages = Vec::new();
     let mut after = Value::Null;
@@ -219,7 +224,10 @@ async fn admins_page_through_users_in_registration_order_by_id() {
         .iter()
         .flat_map(|page| page["users"].as_array().unwrap())
         .collect();
-    let listed_emails: Vec<&str> = listed.iter().map(|u| u["email"].as_str().unwrap()).collect();
+    let listed_emails: Vec<&str> = listed
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
     assert_eq!(listed_emails[0], "admin@example.com");
     assert_eq!(&listed_emails[1..], emails.as_slice());
     assert_eq!(pages.len(), 3, "five users in pages of two");
@@ -228,6 +236,9 @@ async fn admins_page_through_users_in_registration_order_by_id() {
     for user in listed {
         let id = UserId::parse(user["id"].as_str().unwrap()).unwrap();
         let found = app.state.storage.find_by_id(id).await.unwrap();
-        assert_eq!(found.map(|u| u.email.to_string()).as_deref(), user["email"].as_str());
+        assert_eq!(
+            found.map(|u| u.email.to_string()).as_deref(),
+            user["email"].as_str()
+        );
     }
 }

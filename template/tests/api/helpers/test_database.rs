@@ -107,11 +107,8 @@ impl Janitor {
                     .expect("Failed to start the janitor's runtime");
                 let mut clients: HashMap<String, mongodb::Client> = HashMap::new();
                 for request in incoming {
-                    let outcome = runtime.block_on(drop_database(
-                        &mut clients,
-                        &request.uri,
-                        &request.name,
-                    ));
+                    let outcome =
+                        runtime.block_on(drop_database(&mut clients, &request.uri, &request.name));
                     let _ = request.done.send(outcome.map_err(|e| e.to_string()));
                 }
             })

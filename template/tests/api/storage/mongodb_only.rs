@@ -108,7 +108,12 @@ async fn the_binary_configured_from_the_environment_serves_on_mongodb() {
 
     assert_eq!(ready.status(), 200);
     assert!(status.success(), "exited with {status}");
-    let collections = database.handle().await.list_collection_names().await.unwrap();
+    let collections = database
+        .handle()
+        .await
+        .list_collection_names()
+        .await
+        .unwrap();
 {%- if auth %}
     // Start-up made the users collection with its unique email index.
     assert_eq!(collections, ["users"]);
@@ -147,7 +152,12 @@ async fn readiness_follows_mongodb_going_away_and_coming_back() {
     assert_eq!(during, 503, "{report}");
     assert_eq!(report["checks"][0]["name"], "database");
     assert_eq!(report["checks"][0]["ok"], false);
-    assert_eq!(after, 200, "still not ready {:?} after the restore", started.elapsed());
+    assert_eq!(
+        after,
+        200,
+        "still not ready {:?} after the restore",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -182,5 +192,8 @@ async fn a_test_database_is_dropped_even_when_its_test_panics() {
         .await
         .unwrap();
 
-    assert!(!listed.contains(name), "{name} outlived its test: {listed:?}");
+    assert!(
+        !listed.contains(name),
+        "{name} outlived its test: {listed:?}"
+    );
 }

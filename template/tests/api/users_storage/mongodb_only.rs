@@ -76,7 +76,10 @@ async fn start_up_names_the_index_mongodb_refuses_over_duplicates() {
         .await
         .unwrap();
 
-    let error = connect(&database).await.err().expect("started over duplicates");
+    let error = connect(&database)
+        .await
+        .err()
+        .expect("started over duplicates");
 
     let message = error.to_string();
     assert!(
@@ -95,7 +98,10 @@ async fn start_up_names_an_older_index_in_the_way() {
     let not_unique = IndexModel::builder().keys(doc! { "email": 1 }).build();
     users.create_index(not_unique).await.unwrap();
 
-    let error = connect(&database).await.err().expect("started past the old index");
+    let error = connect(&database)
+        .await
+        .err()
+        .expect("started past the old index");
 
     let message = error.to_string();
     assert!(
