@@ -197,6 +197,9 @@ impl<'a> Cargo<'a> {
             .env("CARGO_TARGET_DIR", self.target_dir)
             .env_remove("RUSTFLAGS")
             .env_remove(TEST_MONGODB_URI);
+        for name in harness_crate_variables() {
+            command.env_remove(name);
+        }
         if let Some(uri) = mongodb_uri {
             command.env(TEST_MONGODB_URI, uri);
         }
@@ -213,6 +216,28 @@ impl<'a> Cargo<'a> {
         }
         Ok(output)
     }
+}
+
+/// What cargo set for this crate's own build and tests (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, …). Left in place, they leak into the variants' builds: ring's build
+/// script reruns when `CARGO_MANIFEST_DIR` changes, so each checkout sharing the target
+/// dir would rebuild ring and everything above it for the others.
+fn harness_crate_variables() -> Vec<std::ffi::OsString> {
+    const PREFIXES: [&str; 6] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_BIN_EXE_",
+    ];
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let name = name.to_string_lossy();
+            PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+        })
+        .collect()
 }
 
 fn tail(bytes: &[u8]) -> String {
@@ -312,6 +337,22 @@ mod tests {
             rows[2],
             ["email", "0.50s", "60.0s", "80", "20.0s", "-", "-", "ok"]
         );
+    }
+
+    #[test]
+    fn the_variables_cargo_set_for_the_harness_are_kept_from_the_variants() {
+        // `cargo test` sets these for this very test process.
+        let removed = harness_crate_variables();
+
+        assert!(
+            removed.iter().any(|name| name == "CARGO_MANIFEST_DIR"),
+            "{removed:?}"
+        );
+        assert!(
+            removed.iter().any(|name| name == "CARGO_PKG_NAME"),
+            "{removed:?}"
+        );
+        assert!(!removed.iter().any(|name| name == "CARGO"), "{removed:?}");
     }
 
     #[test]
