@@ -1,7 +1,10 @@
 //! The full check of one rendered variant: no leftover tags, `cargo fmt --check`,
-//! `cargo clippy --all-targets -- -D warnings`, `cargo test`, and the printed schema.
+//! `cargo clippy --all-targets -- -D warnings`, `cargo test` on the embedded store, the
+//! printed schema, and for the variants that have one a second pass of the API tests on
+//! MongoDB.
 //!
-//! All variants share one `CARGO_TARGET_DIR`, so dependencies build once.
+//! All variants share one `CARGO_TARGET_DIR`, so dependencies build once, and the second
+//! pass reuses the test binary the first one built.
 
 use std::{
     fmt::Write as _,
@@ -14,9 +17,16 @@ use anyhow::{Context, Result, bail};
 
 use crate::{
     examples::{Example, repo_root},
+    mongodb::MongoServer,
     render::{self, Request},
     scan,
 };
+
+/// The variable that puts a rendered project's tests on MongoDB.
+const TEST_MONGODB_URI: &str = "TEST_MONGODB_URI";
+/// The API test binary (`tests/api/main.rs`) and the tests in it that need MongoDB.
+const API_TESTS: [&str; 4] = ["test", "--test", "api", "--no-fail-fast"];
+const MONGODB_ONLY: &str = "mongodb_only";
 
 /// What happened to one variant.
 #[derive(Debug)]
@@ -24,10 +34,24 @@ pub struct VariantReport {
     pub name: String,
     pub render_time: Duration,
     pub build_time: Duration,
+    /// Tests passed by `cargo test` on the embedded store, and the time they took.
     pub tests_passed: usize,
+    pub test_time: Duration,
+    /// The second pass, for variants that run on MongoDB too.
+    pub mongodb: Option<MongoPass>,
     /// The GraphQL schema the rendered binary printed.
     pub sdl: Option<String>,
     pub failure: Option<String>,
+}
+
+/// The API tests run again on MongoDB.
+#[derive(Debug, Default)]
+pub struct MongoPass {
+    /// The whole API suite, every app on MongoDB.
+    pub tests_passed: usize,
+    /// The tests only MongoDB can run (ignored on the embedded store).
+    pub mongodb_only_passed: usize,
+    pub time: Duration,
 }
 
 /// Where variants build: one directory for all, inside this repository's `target/`.
@@ -38,17 +62,25 @@ pub fn shared_target_dir() -> PathBuf {
     )
 }
 
-/// Renders `example` into a fresh directory under `work_dir` and checks it.
-pub fn check_variant(example: &Example, work_dir: &Path, target_dir: &Path) -> VariantReport {
+/// Renders `example` into a fresh directory under `work_dir` and checks it; with a
+/// `mongodb` server, variants that have a second pass run it there.
+pub fn check_variant(
+    example: &Example,
+    work_dir: &Path,
+    target_dir: &Path,
+    mongodb: Option<&MongoServer>,
+) -> VariantReport {
     let mut report = VariantReport {
         name: example.name.clone(),
         render_time: Duration::ZERO,
         build_time: Duration::ZERO,
         tests_passed: 0,
+        test_time: Duration::ZERO,
+        mongodb: None,
         sdl: None,
         failure: None,
     };
-    if let Err(error) = run_checks(example, work_dir, target_dir, &mut report) {
+    if let Err(error) = run_checks(example, work_dir, target_dir, mongodb, &mut report) {
         report.failure = Some(format!("{error:#}"));
     }
     report
@@ -58,6 +90,7 @@ fn run_checks(
     example: &Example,
     work_dir: &Path,
     target_dir: &Path,
+    mongodb: Option<&MongoServer>,
     report: &mut VariantReport,
 ) -> Result<()> {
     let started = Instant::now();
@@ -77,7 +110,9 @@ fn run_checks(
     cargo.run(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
     cargo.run(&["test", "--no-run"])?;
     report.build_time = started.elapsed();
+    let started = Instant::now();
     let tests = cargo.run(&["test"])?;
+    report.test_time = started.elapsed();
     report.tests_passed = count_passed(&String::from_utf8_lossy(&tests.stdout));
     // The binary `cargo test` built: `cargo run` would build the dependencies again,
     // without the features the dev-dependencies unify into them.
@@ -90,6 +125,35 @@ fn run_checks(
         bail!("schema failed:\n{}", tail(&schema.stderr));
     }
     report.sdl = Some(String::from_utf8(schema.stdout).context("schema is not UTF-8")?);
+
+    if let Some(server) = mongodb
+        && example.runs_on_mongodb()?
+    {
+        // Normally a no-op; a variant of the same name built into the shared target dir
+        // in between (another checkout) rebuilds here, counted as build time.
+        let started = Instant::now();
+        cargo.run(&[&API_TESTS[..], &["--no-run"]].concat())?;
+        report.build_time += started.elapsed();
+        let pass = report.mongodb.insert(MongoPass::default());
+        run_on_mongodb(&cargo, server, pass).context("on MongoDB")?;
+    }
+    Ok(())
+}
+
+/// The API test binary again with every app on `server`, then the tests only MongoDB
+/// can run. Both count: a filter that matched nothing would hide those tests.
+fn run_on_mongodb(cargo: &Cargo, server: &MongoServer, pass: &mut MongoPass) -> Result<()> {
+    let started = Instant::now();
+    let uri = Some(server.uri());
+    let suite = cargo.run_with(&API_TESTS, uri)?;
+    pass.tests_passed = count_passed(&String::from_utf8_lossy(&suite.stdout));
+    let only = [&API_TESTS[..], &["--", "--ignored", MONGODB_ONLY]].concat();
+    let only = cargo.run_with(&only, uri)?;
+    pass.mongodb_only_passed = count_passed(&String::from_utf8_lossy(&only.stdout));
+    pass.time = started.elapsed();
+    if pass.tests_passed == 0 || pass.mongodb_only_passed == 0 {
+        bail!("a MongoDB run passed no test: {pass:?}");
+    }
     Ok(())
 }
 
@@ -116,14 +180,30 @@ impl<'a> Cargo<'a> {
         }
     }
 
-    /// Runs `cargo <args>` in the project; on failure the error holds the output's tail.
+    /// Runs `cargo <args>` in the project, on the embedded store; on failure the error
+    /// holds the output's tail.
     fn run(&self, args: &[&str]) -> Result<Output> {
+        self.run_with(args, None)
+    }
+
+    /// Like [`Cargo::run`], with the tests on the MongoDB at `mongodb_uri` if given.
+    /// A `TEST_MONGODB_URI` of the caller's own never leaks into a project.
+    fn run_with(&self, args: &[&str], mongodb_uri: Option<&str>) -> Result<Output> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        command
             .args(args)
             .current_dir(self.project)
             .env("CARGO_TARGET_DIR", self.target_dir)
             .env_remove("RUSTFLAGS")
+            .env_remove(TEST_MONGODB_URI);
+        for name in harness_crate_variables() {
+            command.env_remove(name);
+        }
+        if let Some(uri) = mongodb_uri {
+            command.env(TEST_MONGODB_URI, uri);
+        }
+        let output = command
             .output()
             .with_context(|| format!("failed to start cargo {}", args.join(" ")))?;
         if !output.status.success() {
@@ -138,6 +218,28 @@ impl<'a> Cargo<'a> {
     }
 }
 
+/// What cargo set for this crate's own build and tests (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, …). Left in place, they leak into the variants' builds: ring's build
+/// script reruns when `CARGO_MANIFEST_DIR` changes, so each checkout sharing the target
+/// dir would rebuild ring and everything above it for the others.
+fn harness_crate_variables() -> Vec<std::ffi::OsString> {
+    const PREFIXES: [&str; 6] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_BIN_EXE_",
+    ];
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let name = name.to_string_lossy();
+            PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+        })
+        .collect()
+}
+
 fn tail(bytes: &[u8]) -> String {
     const LINES: usize = 80;
     let text = String::from_utf8_lossy(bytes);
@@ -150,22 +252,34 @@ fn tail(bytes: &[u8]) -> String {
     out
 }
 
-/// A fixed-width table of the reports, failures listed below it.
+/// A fixed-width table of the reports, failures listed below it. Tests passed, and the
+/// time they took, on each store: `embedded` is all of `cargo test`, `mongodb` the API
+/// tests run again on MongoDB (`-`: no second pass).
 pub fn table(reports: &[VariantReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<14} {:>10} {:>10} {:>8}  result",
-        "variant", "render", "build", "tests"
+        "{:<14} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  result",
+        "variant", "render", "build", "embedded", "time", "mongodb", "time"
     );
     for report in reports {
+        let (mongodb, mongodb_time) = match &report.mongodb {
+            Some(pass) => (
+                (pass.tests_passed + pass.mongodb_only_passed).to_string(),
+                format!("{:.1}s", pass.time.as_secs_f64()),
+            ),
+            None => ("-".to_string(), "-".to_string()),
+        };
         let _ = writeln!(
             out,
-            "{:<14} {:>9.2}s {:>9.1}s {:>8}  {}",
+            "{:<14} {:>7.2}s {:>7.1}s {:>9} {:>7.1}s {:>8} {:>8}  {}",
             report.name,
             report.render_time.as_secs_f64(),
             report.build_time.as_secs_f64(),
             report.tests_passed,
+            report.test_time.as_secs_f64(),
+            mongodb,
+            mongodb_time,
             if report.failure.is_some() {
                 "FAIL"
             } else {
@@ -184,6 +298,62 @@ pub fn table(reports: &[VariantReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_shows_each_stores_tests_and_a_dash_without_a_second_pass() {
+        let report = |name: &str, mongodb| VariantReport {
+            name: name.into(),
+            render_time: Duration::from_millis(500),
+            build_time: Duration::from_secs(60),
+            tests_passed: 80,
+            test_time: Duration::from_secs(20),
+            mongodb,
+            sdl: None,
+            failure: None,
+        };
+        let pass = MongoPass {
+            tests_passed: 60,
+            mongodb_only_passed: 6,
+            time: Duration::from_secs(21),
+        };
+
+        let table = table(&[report("auth", Some(pass)), report("email", None)]);
+
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows[0],
+            [
+                "variant", "render", "build", "embedded", "time", "mongodb", "time", "result"
+            ]
+        );
+        assert_eq!(
+            rows[1],
+            ["auth", "0.50s", "60.0s", "80", "20.0s", "66", "21.0s", "ok"]
+        );
+        assert_eq!(
+            rows[2],
+            ["email", "0.50s", "60.0s", "80", "20.0s", "-", "-", "ok"]
+        );
+    }
+
+    #[test]
+    fn the_variables_cargo_set_for_the_harness_are_kept_from_the_variants() {
+        // `cargo test` sets these for this very test process.
+        let removed = harness_crate_variables();
+
+        assert!(
+            removed.iter().any(|name| name == "CARGO_MANIFEST_DIR"),
+            "{removed:?}"
+        );
+        assert!(
+            removed.iter().any(|name| name == "CARGO_PKG_NAME"),
+            "{removed:?}"
+        );
+        assert!(!removed.iter().any(|name| name == "CARGO"), "{removed:?}");
+    }
 
     #[test]
     fn passed_tests_are_summed_over_every_test_binary() {

@@ -36,6 +36,27 @@ impl Example {
     }
 }
 
+impl Example {
+    /// Whether the variant's API tests run a second time, on MongoDB: every variant
+    /// with `auth` (they store accounts) and `minimal`, whose tests cover what every
+    /// variant shares (connecting, readiness, the storage contract). `email`, `queue` and
+    /// `email-queue` store nothing more and render the same storage code as `minimal`;
+    /// a test in `tests/render.rs` keeps that true.
+    ///
+    /// # Errors
+    /// Fails if the example's values cannot be read.
+    pub fn runs_on_mongodb(&self) -> Result<bool> {
+        let values = self.values()?;
+        let on = |module: &str| {
+            values
+                .get(module)
+                .and_then(toml::Value::as_bool)
+                .with_context(|| format!("{}: `{module}` must be true or false", self.name))
+        };
+        Ok(on("auth")? || !(on("email")? || on("queue")?))
+    }
+}
+
 /// Every example, sorted by name.
 ///
 /// # Errors

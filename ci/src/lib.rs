@@ -3,6 +3,8 @@
 
 pub mod check;
 pub mod examples;
+pub mod install;
 pub mod lint;
+pub mod mongodb;
 pub mod render;
 pub mod scan;

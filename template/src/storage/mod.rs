@@ -51,6 +51,15 @@ pub enum StorageError {
     Timeout(std::time::Duration),
     #[error(transparent)]
     Mongo(#[from] mongodb::error::Error),
+    /// MongoDB would not build an index the service relies on; it does not start without.
+    #[error("MongoDB refused to create the index `{index}` on `{collection}`: {reason}")]
+    IndexRefused {
+        collection: String,
+        index: String,
+        reason: &'static str,
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
     #[error(transparent)]
     Embedded(#[from] redb::Error),
     #[error("failed to prepare the embedded store's directory")]

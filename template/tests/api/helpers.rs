@@ -1,9 +1,15 @@
-//! `spawn_app()` boots the real application on a random port with an in-memory store;
-//! `for_each_backend` runs a storage contract test against every available backend.
+//! `spawn_app()` boots the real application on a random port; `for_each_backend` runs a
+//! storage contract test against every available backend.
+//!
+//! Without `TEST_MONGODB_URI` every app keeps its data in an in-memory embedded store.
+//! With it, every app runs on that MongoDB server instead, in a database of its own that
+//! is dropped when the test ends, and the contract tests run on both stores.
+
+mod test_database;
 
 use std::sync::LazyLock;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use {{crate_name}}::{
@@ -15,6 +21,8 @@ use {{crate_name}}::{
     storage::Storage,
     telemetry::{get_subscriber, init_subscriber},
 };
+
+pub use test_database::TestDatabase;
 
 /// Logs stay quiet unless `TEST_LOG` is set.
 pub static TRACING: LazyLock<()> = LazyLock::new(|| {
@@ -45,6 +53,9 @@ pub struct TestApp {
     /// The app's own in-process worker runs until this is dropped.
     _stop_worker: tokio::sync::watch::Sender<bool>,
 {%- endif %}
+    /// The app's MongoDB database when `TEST_MONGODB_URI` is set. Declared last, so it
+    /// is dropped after everything that might still write to it.
+    _database: Option<TestDatabase>,
 }
 
 impl TestApp {
@@ -92,7 +103,11 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.http.host = "127.0.0.1".into();
     settings.http.port = 0;
     settings.http.workers = 1;
-    settings.database.url = SecretString::from("embedded://memory");
+    let database = TestDatabase::fresh();
+    settings.database = match &database {
+        Some(database) => database.settings(),
+        None => database_settings("embedded://memory", "unused"),
+    };
     settings.graphql.introspection = true;
     settings.graphql.graphiql = true;
 {%- if uses_redis %}
@@ -140,6 +155,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
 {%- if queue %}
         _stop_worker: stop_worker,
 {%- endif %}
+        _database: database,
     }
 }
 
@@ -158,40 +174,30 @@ pub fn error_code(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
-/// A backend under test: the in-memory store always, MongoDB when `MONGODB_URI` is set
-/// (each run gets a fresh database, dropped afterwards).
+/// A backend under test: the in-memory store always, MongoDB too when `TEST_MONGODB_URI`
+/// is set (in a fresh database, dropped with the backend).
 pub struct TestBackend {
-    pub settings: DatabaseSettings,
     pub storage: Storage,
+    _database: Option<TestDatabase>,
 }
 
 impl TestBackend {
     async fn all() -> Vec<Self> {
-        let mut settings = vec![database_settings("embedded://memory", "unused")];
-        if let Ok(uri) = std::env::var("MONGODB_URI") {
-            let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-            settings.push(database_settings(&uri, &name));
-        }
-        let mut backends = Vec::new();
-        for settings in settings {
-            let storage = Storage::connect(&settings)
-                .await
-                .expect("Failed to connect to a test backend");
-            backends.push(Self { settings, storage });
+        let embedded = database_settings("embedded://memory", "unused");
+        let mut backends = vec![Self::connect(embedded, None).await];
+        if let Some(database) = TestDatabase::fresh() {
+            backends.push(Self::connect(database.settings(), Some(database)).await);
         }
         backends
     }
 
-    async fn clean_up(self) {
-        if let Storage::Mongo(_) = self.storage {
-            let client = mongodb::Client::with_uri_str(self.settings.url.expose_secret())
-                .await
-                .expect("Failed to reach MongoDB for clean-up");
-            client
-                .database(&self.settings.mongodb_database)
-                .drop()
-                .await
-                .expect("Failed to drop the test database");
+    async fn connect(settings: DatabaseSettings, database: Option<TestDatabase>) -> Self {
+        let storage = Storage::connect(&settings)
+            .await
+            .expect("Failed to connect to a test backend");
+        Self {
+            storage,
+            _database: database,
         }
     }
 }
@@ -204,10 +210,9 @@ pub fn database_settings(url: &str, mongodb_database: &str) -> DatabaseSettings 
     }
 }
 
-/// Runs `test` once per available backend, cleaning each one up afterwards.
+/// Runs `test` once per available backend; each is cleaned up as it goes, pass or fail.
 pub async fn for_each_backend(test: impl AsyncFn(&TestBackend)) {
     for backend in TestBackend::all().await {
         test(&backend).await;
-        backend.clean_up().await;
     }
 }

@@ -1,4 +1,7 @@
-//! Contract tests: every backend must pass them. MongoDB joins when `MONGODB_URI` is set.
+//! Contract tests: every backend must pass them. MongoDB joins when `TEST_MONGODB_URI` is
+//! set; what only MongoDB can show is in `mongodb_only`.
+
+mod mongodb_only;
 
 use std::time::{Duration, Instant};
 

@@ -1,14 +1,22 @@
-//! Contract of `UserRepository`: every backend must pass it.
+//! Contract of `UserRepository`: every backend must pass it, directly and through the
+//! API on whichever store `spawn_app` picked. What only MongoDB can show is in
+//! `mongodb_only`.
+
+mod mongodb_only;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
 
 use {{crate_name}}::{
-    domain::{Email, Role, UserId},
+    auth::PasswordHasher,
+    domain::{Email, Password, Role, UserId},
     storage::{
         StorageError,
         users::{User, UserRepository},
     },
 };
 
-use crate::helpers::for_each_backend;
+use crate::helpers::{TestApp, error_code, for_each_backend, spawn_app};
 
 fn user(email: &str) -> User {
     User::new(Email::parse(email).unwrap(), "hash".into())
@@ -126,4 +134,111 @@ async fn users_are_listed_oldest_first_in_pages() {
         assert!(last.next.is_none());
     })
     .await;
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn graphql(app: &TestApp, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let mut request = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+async fn register(app: &TestApp, email: &str, password: &str) -> Value {
+    let mutation =
+        "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { message } }";
+    graphql(app, None, mutation, json!({ "e": email, "p": password })).await
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> Value {
+    let mutation = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { sessionToken user { id } } }";
+    graphql(app, None, mutation, json!({ "e": email, "p": password })).await
+}
+
+/// An admin stored directly (the API makes none), signed in through the API.
+async fn admin_token(app: &TestApp) -> String {
+    let password = Password::parse(SecretString::from(PASSWORD)).unwrap();
+    let hash = PasswordHasher::new(4).hash(&password).await.unwrap();
+    let mut admin = User::new(Email::parse("admin@example.com").unwrap(), hash);
+    admin.role = Role::Admin;
+    app.state.storage.insert(&admin).await.unwrap();
+    let body = login(app, "admin@example.com", PASSWORD).await;
+    body["data"]["login"]["sessionToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("admin login failed: {body}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn registering_a_taken_address_in_another_case_keeps_the_first_account() {
+    let app = spawn_app().await;
+
+    let first = register(&app, "Ada@Example.com", PASSWORD).await;
+    let again = register(&app, " ada@example.COM", "another long password").await;
+
+    // The store's Conflict must reach the resolver as such: it answers exactly as for a
+    // new address, and the first account is the only one.
+    assert_eq!(again, first);
+    assert!(first["errors"].is_null(), "{first}");
+    let signed_in = login(&app, "ada@example.com", PASSWORD).await;
+    let impostor = login(&app, "ada@example.com", "another long password").await;
+    assert!(
+        signed_in["data"]["login"]["sessionToken"].is_string(),
+        "{signed_in}"
+    );
+    assert_eq!(error_code(&impostor), "UNAUTHENTICATED");
+    let stored = app.state.storage.list(None, 10).await.unwrap();
+    assert_eq!(stored.users.len(), 1);
+}
+
+#[tokio::test]
+async fn admins_page_through_users_in_registration_order_by_id() {
+    let app = spawn_app().await;
+    let token = admin_token(&app).await;
+    let emails: Vec<String> = (0..4).map(|i| format!("user{i}@example.com")).collect();
+    for email in &emails {
+        register(&app, email, PASSWORD).await;
+    }
+    let query =
+        "query($after: ID) { users(first: 2, after: $after) { users { id email } nextCursor } }";
+
+    let mut pages = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let body = graphql(&app, Some(&token), query, json!({ "after": after })).await;
+        let page = body["data"]["users"].clone();
+        assert!(page.is_object(), "{body}");
+        after = page["nextCursor"].clone();
+        pages.push(page);
+        if after.is_null() {
+            break;
+        }
+    }
+
+    let listed: Vec<&Value> = pages
+        .iter()
+        .flat_map(|page| page["users"].as_array().unwrap())
+        .collect();
+    let listed_emails: Vec<&str> = listed
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed_emails[0], "admin@example.com");
+    assert_eq!(&listed_emails[1..], emails.as_slice());
+    assert_eq!(pages.len(), 3, "five users in pages of two");
+    // Each cursor is the last id of its page, and every id is a UUID the API accepts back.
+    assert_eq!(pages[0]["nextCursor"], pages[0]["users"][1]["id"]);
+    for user in listed {
+        let id = UserId::parse(user["id"].as_str().unwrap()).unwrap();
+        let found = app.state.storage.find_by_id(id).await.unwrap();
+        assert_eq!(
+            found.map(|u| u.email.to_string()).as_deref(),
+            user["email"].as_str()
+        );
+    }
 }

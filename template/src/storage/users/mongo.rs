@@ -4,32 +4,34 @@ use futures_util::TryStreamExt;
 use mongodb::{
     Collection, IndexModel,
     bson::{doc, to_bson},
-    error::{ErrorKind, WriteFailure},
     options::IndexOptions,
 };
 
 use super::{StoredUser, User, UserPage, UserRepository, page};
 use crate::{
     domain::{Email, Role, UserId},
-    storage::{MongoStore, StorageError},
+    storage::{
+        MongoStore, StorageError,
+        mongo::{DUPLICATE_KEY, server_code},
+    },
 };
-
-const DUPLICATE_KEY: i32 = 11000;
 
 impl MongoStore {
     fn users(&self) -> Collection<StoredUser> {
         self.db().collection("users")
     }
 
+    /// The unique index on the normalised email, which makes a second account for one
+    /// address a `Conflict`. Lists need no index of their own: they walk `_id`.
+    ///
     /// # Errors
-    /// Fails if the index cannot be built.
+    /// `StorageError::IndexRefused` when MongoDB will not build it.
     pub async fn create_user_indexes(&self) -> Result<(), StorageError> {
         let unique_email = IndexModel::builder()
             .keys(doc! { "email": 1 })
             .options(IndexOptions::builder().unique(true).build())
             .build();
-        self.users().create_index(unique_email).await?;
-        Ok(())
+        self.ensure_index(&self.users(), unique_email).await
     }
 
     async fn update_user(
@@ -48,11 +50,9 @@ impl MongoStore {
     }
 }
 
+/// Whether the unique email index refused the write.
 fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
-    matches!(
-        error.kind.as_ref(),
-        ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == DUPLICATE_KEY
-    )
+    server_code(error) == Some(DUPLICATE_KEY)
 }
 
 impl UserRepository for MongoStore {
