@@ -41,6 +41,9 @@ pub struct VariantReport {
     pub mongodb: Option<MongoPass>,
     /// The GraphQL schema the rendered binary printed.
     pub sdl: Option<String>,
+    /// Every test the variant has, one name a line, sorted: a test that vanishes (a
+    /// `mod` line lost to a wrong conditional) shows in the snapshot.
+    pub test_names: Option<String>,
     pub failure: Option<String>,
 }
 
@@ -78,6 +81,7 @@ pub fn check_variant(
         test_time: Duration::ZERO,
         mongodb: None,
         sdl: None,
+        test_names: None,
         failure: None,
     };
     if let Err(error) = run_checks(example, work_dir, target_dir, mongodb, &mut report) {
@@ -110,6 +114,8 @@ fn run_checks(
     cargo.run(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
     cargo.run(&["test", "--no-run"])?;
     report.build_time = started.elapsed();
+    let listed = cargo.run(&["test", "--", "--list"])?;
+    report.test_names = Some(test_names(&String::from_utf8_lossy(&listed.stdout)));
     let started = Instant::now();
     let tests = cargo.run(&["test"])?;
     report.test_time = started.elapsed();
@@ -157,6 +163,20 @@ fn run_on_mongodb(cargo: &Cargo, server: &MongoServer, pass: &mut MongoPass) -> 
     Ok(())
 }
 
+/// The names in `cargo test -- --list` output (`name: test` lines of every test binary,
+/// ignored tests included), sorted.
+fn test_names(listing: &str) -> String {
+    let mut names: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .collect();
+    names.sort_unstable();
+    names.iter().fold(String::new(), |mut out, name| {
+        let _ = writeln!(out, "{name}");
+        out
+    })
+}
+
 /// Sums the `N passed` of every `test result:` line.
 fn count_passed(output: &str) -> usize {
     output
@@ -195,6 +215,8 @@ impl<'a> Cargo<'a> {
             .args(args)
             .current_dir(self.project)
             .env("CARGO_TARGET_DIR", self.target_dir)
+            // Every variant builds once: incremental caches would only fill the disk.
+            .env("CARGO_INCREMENTAL", "0")
             .env_remove("RUSTFLAGS")
             .env_remove(TEST_MONGODB_URI);
         for name in harness_crate_variables() {
@@ -300,6 +322,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn test_names_are_read_from_every_binarys_listing_and_sorted() {
+        let listing = "jobs::b_test: test\nauth::a_test: test\n\n2 tests, 0 benchmarks\n\
+                       src/lib.rs - config (line 3): test\n1 test, 0 benchmarks\n";
+
+        assert_eq!(
+            test_names(listing),
+            "auth::a_test\njobs::b_test\nsrc/lib.rs - config (line 3)\n"
+        );
+    }
+
+    #[test]
     fn the_table_shows_each_stores_tests_and_a_dash_without_a_second_pass() {
         let report = |name: &str, mongodb| VariantReport {
             name: name.into(),
@@ -309,6 +342,7 @@ mod tests {
             test_time: Duration::from_secs(20),
             mongodb,
             sdl: None,
+            test_names: None,
             failure: None,
         };
         let pass = MongoPass {

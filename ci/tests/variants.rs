@@ -40,6 +40,9 @@ fn every_variant_passes_fmt_clippy_and_its_own_tests_on_each_store() {
         if let Some(sdl) = &report.sdl {
             insta::assert_snapshot!(format!("schema@{}", report.name), sdl);
         }
+        if let Some(names) = &report.test_names {
+            insta::assert_snapshot!(format!("tests@{}", report.name), names);
+        }
     }
     let failed: Vec<_> = reports
         .iter()

@@ -21,6 +21,7 @@ const BASE: &str = include_str!("../config/base.toml");
 const PRODUCTION: &str = include_str!("../config/production.toml");
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub environment: Environment,
     pub http: HttpSettings,
@@ -42,14 +43,19 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub host: String,
     pub port: u16,
     pub workers: usize,
     pub shutdown_timeout_secs: u64,
+    /// Clients reach the service over HTTPS only (a TLS-terminating proxy in front):
+    /// responses carry HSTS and cookies are `Secure`.
+    pub https: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// May carry credentials, so it stays secret until the storage layer parses it.
     pub url: SecretString,
@@ -71,6 +77,7 @@ impl DatabaseSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GraphqlSettings {
     pub max_body_bytes: usize,
     pub max_depth: usize,
@@ -82,6 +89,7 @@ pub struct GraphqlSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TelemetrySettings {
     pub filter: String,
     pub format: LogFormat,
@@ -150,10 +158,14 @@ impl Settings {
                 .map_err(|e| ConfigError::Message(format!("APP_ENVIRONMENT: {e}")))?,
             Err(_) => Environment::Development,
         };
-        Self::build(environment)
+        Self::build(environment, None)
     }
 
-    pub(crate) fn build(environment: Environment) -> Result<Self, ConfigError> {
+    /// The layers over `variables`, or over the process environment when `None`.
+    fn build(
+        environment: Environment,
+        variables: Option<config::Map<String, String>>,
+    ) -> Result<Self, ConfigError> {
         let mut builder = Config::builder()
             .add_source(File::from_str(BASE, FileFormat::Toml))
             .set_override("environment", environment.as_str())?;
@@ -165,10 +177,14 @@ impl Settings {
                 config::Environment::with_prefix("APP")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(variables),
             )
             .build()?
-            .try_deserialize()?;
+            .try_deserialize()
+            // Every struct denies unknown fields: a misspelt APP_… variable stops
+            // start-up instead of being ignored.
+            .map_err(|error| ConfigError::Message(format!("{error} (from config/*.toml or an APP_… variable)")))?;
         settings.database.storage_url()?;
         Ok(settings)
     }
@@ -181,17 +197,46 @@ mod tests {
     #[test]
     fn base_settings_load_for_every_environment() {
         for environment in [Environment::Development, Environment::Production] {
-            let settings = Settings::build(environment).expect("settings load");
+            let settings = Settings::build(environment, None).expect("settings load");
             assert_eq!(settings.environment, environment);
         }
     }
 
     #[test]
     fn production_turns_developer_tooling_off() {
-        let settings = Settings::build(Environment::Production).expect("settings load");
+        let settings = Settings::build(Environment::Production, None).expect("settings load");
         assert!(!settings.graphql.introspection);
         assert!(!settings.graphql.graphiql);
         assert_eq!(settings.telemetry.format, LogFormat::Json);
+        assert!(settings.http.https);
+    }
+
+    /// The variables of `.env.example`, as `cp .env.example .env` would set them.
+    fn env_example() -> config::Map<String, String> {
+        let text = include_str!("../.env.example");
+        dotenvy::from_read_iter(text.as_bytes())
+            .map(|variable| variable.expect("a well-formed .env.example"))
+            .collect()
+    }
+
+    #[test]
+    fn env_example_loads_and_sets_only_known_settings() {
+        let variables = env_example();
+        assert!(variables.len() > 10, "{variables:?}");
+
+        let settings = Settings::build(Environment::Development, Some(variables));
+
+        assert!(settings.is_ok(), "{:?}", settings.err());
+    }
+
+    #[test]
+    fn an_unknown_app_variable_stops_start_up_naming_it() {
+        let mut variables = env_example();
+        variables.insert("APP_HTTP__PROT".into(), "8081".into());
+
+        let error = Settings::build(Environment::Development, Some(variables)).unwrap_err();
+
+        assert!(error.to_string().contains("prot"), "{error}");
     }
 
     #[test]

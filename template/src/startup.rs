@@ -92,11 +92,13 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<AppState> {
 fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let endpoint = web::Data::new(http::GraphqlEndpoint::new(&settings.graphql));
+    let http_settings = web::Data::new(settings.http.clone());
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .app_data(endpoint.clone())
+            .app_data(http_settings.clone())
             .configure(http::configure)
     })
     .shutdown_timeout(settings.http.shutdown_timeout_secs);

@@ -67,10 +67,12 @@ impl Auth {
         readiness: &mut crate::health::Readiness,
     ) -> anyhow::Result<Arc<Self>> {
         let redis = Redis::connect_watched(&settings.redis, readiness).await?;
-        Ok(Arc::new(Self::new(&settings.auth, redis)))
+        Ok(Arc::new(Self::new(&settings.auth, settings.http.https, redis)))
     }
 
-    pub fn new(settings: &AuthSettings, redis: Redis) -> Self {
+    /// `https`: the service is reached over HTTPS only, so the session cookie is
+    /// `Secure` and named `__Host-session`.
+    pub fn new(settings: &AuthSettings, https: bool, redis: Redis) -> Self {
         let absolute = Duration::from_secs(settings.session_absolute_timeout_secs);
         let window = Duration::from_secs(settings.login_window_secs);
         let per_client = Limit {
@@ -91,7 +93,7 @@ impl Auth {
             limiter: RateLimiter::new(redis.clone()),
             lockout: Lockout::new(redis.clone(), per_client, per_account),
             redis,
-            cookie: SessionCookie::new(settings.secure_cookie, absolute),
+            cookie: SessionCookie::new(https, absolute),
             settings: settings.clone(),
 {%- if email %}
             background: Background::default(),

@@ -38,8 +38,8 @@ pub struct RequestAuth {
 }
 
 impl RequestAuth {
-    /// A caller with no session (the `schema` command, tests of resolvers).
-    pub fn anonymous() -> Self {
+    /// A caller with no session: where `from_request` starts from.
+    fn anonymous() -> Self {
         Self {
             session: None,
             session_ended: AtomicBool::new(false),

@@ -3,6 +3,7 @@ use serde::{Deserialize, Deserializer};
 use super::{client_ip::TrustedProxies, origin::AllowedOrigins};
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// bcrypt work factor: 12 or more in production (OWASP ASVS 5.0 V11.4.2).
     pub bcrypt_cost: u32,
@@ -10,9 +11,6 @@ pub struct AuthSettings {
     pub session_idle_timeout_secs: u64,
     /// A session is gone this long after login, however active.
     pub session_absolute_timeout_secs: u64,
-    /// `Secure` session cookie named `__Host-session` and HSTS; needs HTTPS, so on in
-    /// production.
-    pub secure_cookie: bool,
     /// Front ends on other origins whose pages may send cookie-authenticated requests.
     pub allowed_origins: AllowedOrigins,
     /// Wrong passwords per account in a window before clients that sent one are refused
@@ -78,13 +76,6 @@ mod tests {
             .and_then(Config::try_deserialize::<Root>)
             .map(|root| root.auth)
             .map_err(|error| error.to_string())
-    }
-
-    #[test]
-    fn production_sends_the_session_cookie_over_https_only() {
-        let production = crate::config::Settings::build(crate::config::Environment::Production);
-
-        assert!(production.expect("settings load").auth.secure_cookie);
     }
 
     #[test]

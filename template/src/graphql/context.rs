@@ -14,17 +14,4 @@ pub struct Context {
 {%- endif %}
 }
 
-impl Context {
-    pub fn new(state: AppState) -> Self {
-{%- if auth %}
-        Self {
-            state,
-            auth: crate::auth::RequestAuth::anonymous(),
-        }
-{%- else %}
-        Self { state }
-{%- endif %}
-    }
-}
-
 impl juniper::Context for Context {}

@@ -69,13 +69,12 @@ pub async fn post(
         .map_err(|e| AppError::BadRequest(format!("malformed GraphQL request: {e}")))?;
     endpoint.limits.check(&operations)?;
 
-    let context = Context::new(state.get_ref().clone());
-{%- if auth %}
     let context = Context {
+{%- if auth %}
         auth: crate::auth::RequestAuth::from_request(&request, &state.auth).await?,
-        ..context
-    };
 {%- endif %}
+        state: state.get_ref().clone(),
+    };
     let (answer, all_executed) = match operations {
         GraphQLBatchRequest::Single(operation) => {
             let outcome = execute(&endpoint.schema, &context, operation).await;

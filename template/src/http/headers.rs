@@ -1,9 +1,7 @@
 //! Headers on every `/graphql` response, whatever its status. Answers are per caller and
-//! may carry secrets, so no cache may keep them (`Cache-Control: no-store`).
-{%- if auth %} With
-//! `auth.secure_cookie` on, the service is served over HTTPS, and HSTS tells browsers to
-//! use nothing else for two years (OWASP ASVS 5.0 V3.4.1).
-{%- endif %}
+//! may carry secrets, so no cache may keep them (`Cache-Control: no-store`). With
+//! `http.https` on, HSTS tells browsers to use nothing but HTTPS for two years (OWASP ASVS
+//! 5.0 V3.4.1).
 
 use actix_web::{
     Error,
@@ -11,27 +9,24 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::header::{self, HeaderValue},
     middleware::Next,
+    web,
 };
 
+use crate::config::HttpSettings;
+
 pub async fn graphql_headers(
+    settings: web::Data<HttpSettings>,
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-{%- if auth %}
-    let hsts = request
-        .app_data::<actix_web::web::Data<crate::state::AppState>>()
-        .is_some_and(|state| state.auth.settings.secure_cookie);
-{%- endif %}
     let mut response = next.call(request).await?;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-{%- if auth %}
-    if hsts {
+    if settings.https {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
         );
     }
-{%- endif %}
     Ok(response)
 }

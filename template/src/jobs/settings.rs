@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 /// `[jobs]` in the configuration; `config/base.toml` documents each key.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobSettings {
     pub concurrency: usize,
     pub fetch_batch: usize,

@@ -4,6 +4,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MailSettings {
     pub transport: TransportKind,
     /// `smtp://user:password@host:587?tls=required` (STARTTLS), `smtps://…:465` (TLS) or

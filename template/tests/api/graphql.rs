@@ -150,10 +150,16 @@ async fn batches_are_answered_in_order_up_to_the_cap() {
 #[tokio::test]
 async fn an_oversized_body_is_refused_with_413() {
     let app = spawn_app_with(|s| s.graphql.max_body_bytes = 1024).await;
-    let query = "{ apiVersion ".to_string() + &" ".repeat(2048) + "}";
+    let limit = app.settings.graphql.max_body_bytes;
+    let padding = " ".repeat(limit);
+    // The JSON around the query adds a few bytes: stay well under for the control.
+    let fits = "{ apiVersion ".to_string() + &padding[..limit - 40] + "}";
+    let too_big = "{ apiVersion ".to_string() + &padding + "}";
 
-    let response = app.post_graphql(&query).await;
+    let control = app.post_graphql(&fits).await;
+    let response = app.post_graphql(&too_big).await;
 
+    assert_eq!(control.status(), 200, "a body under the limit is served");
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
     assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE");
@@ -286,4 +292,19 @@ async fn no_graphql_response_may_be_cached() {
             "on a {status}"
         );
     }
+}
+
+#[tokio::test]
+async fn hsts_is_sent_when_the_service_is_served_over_https() {
+    let https = spawn_app_with(|s| s.http.https = true).await;
+    let plain = spawn_app().await;
+
+    let with_https = https.post_graphql("{ apiVersion }").await;
+    let without = plain.post_graphql("{ apiVersion }").await;
+
+    assert_eq!(
+        with_https.headers()["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    assert!(!without.headers().contains_key("strict-transport-security"));
 }

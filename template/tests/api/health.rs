@@ -52,7 +52,8 @@ async fn graphql_health_field_matches_the_readiness_probe() {
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["data"]["health"]["ready"], true);
+    let probe = serde_json::to_value(app.state.readiness.report().await).unwrap();
+    assert_eq!(body["data"]["health"], probe);
     assert_eq!(body["data"]["health"]["checks"][0]["name"], "database");
 }
 

@@ -7,7 +7,7 @@
 
 mod test_database;
 
-use std::sync::LazyLock;
+use std::{any::Any, sync::LazyLock};
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -15,9 +15,7 @@ use serde_json::{Value, json};
 use {{crate_name}}::{
     config::{DatabaseSettings, LogFormat, Settings, TelemetrySettings},
     startup::Application,
-{%- if auth or queue %}
     state::AppState,
-{%- endif %}
     storage::Storage,
     telemetry::{get_subscriber, init_subscriber},
 };
@@ -41,21 +39,14 @@ pub static TRACING: LazyLock<()> = LazyLock::new(|| {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-{%- if auth or queue %}
     /// The app's connections, to arrange state the API cannot (e.g. an admin).
     pub state: AppState,
-{%- endif %}
-{%- if email %}
-    /// Where the file transport writes this app's mails; see `mail.rs` for readers.
-    pub mail_dir: tempfile::TempDir,
-{%- endif %}
-{%- if queue %}
-    /// The app's own in-process worker runs until this is dropped.
-    _stop_worker: tokio::sync::watch::Sender<bool>,
-{%- endif %}
-    /// The app's MongoDB database when `TEST_MONGODB_URI` is set. Declared last, so it
-    /// is dropped after everything that might still write to it.
-    _database: Option<TestDatabase>,
+    /// The settings the app runs with.
+    pub settings: Settings,
+    /// What lives as long as the app, dropped in this order: a mail folder, an
+    /// in-process worker…, and last the app's MongoDB database (with `TEST_MONGODB_URI`),
+    /// after everything that might still write to it.
+    _companions: Vec<Box<dyn Any + Send>>,
 }
 
 impl TestApp {
@@ -110,6 +101,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     };
     settings.graphql.introspection = true;
     settings.graphql.graphiql = true;
+    let mut companions: Vec<Box<dyn Any + Send>> = Vec::new();
 {%- if uses_redis %}
     settings.redis.url = SecretString::from(crate::redis_server::url());
     // A key prefix per app keeps tests sharing one Redis apart.
@@ -120,9 +112,11 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.auth.bcrypt_cost = 4;
 {%- endif %}
 {%- if email %}
+    // Mails go to files, read by the helpers in `mail.rs`.
     let mail_dir = tempfile::tempdir().expect("Failed to create a mail folder");
     settings.mail.transport = {{crate_name}}::mail::TransportKind::File;
     settings.mail.file_dir = mail_dir.path().to_path_buf();
+    companions.push(Box::new(mail_dir));
 {%- endif %}
 {%- if queue %}
     // Failed jobs retry quickly: tests wait on them.
@@ -131,31 +125,25 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
 {%- endif %}
     customise(&mut settings);
 {%- if queue %}
+    // The app's own worker runs in this process until the app is dropped.
     let (stop_worker, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn({{crate_name}}::jobs::cli::work(settings.clone(), shutdown));
+    companions.push(Box::new(stop_worker));
 {%- endif %}
+    companions.push(Box::new(database));
 
-    let application = Application::build(settings)
+    let application = Application::build(settings.clone())
         .await
         .expect("Failed to build the application");
     let address = format!("http://127.0.0.1:{}", application.port());
-{%- if auth or queue %}
     let state = application.state().clone();
-{%- endif %}
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
-{%- if auth or queue %}
         state,
-{%- endif %}
-{%- if email %}
-        mail_dir,
-{%- endif %}
-{%- if queue %}
-        _stop_worker: stop_worker,
-{%- endif %}
-        _database: database,
+        settings,
+        _companions: companions,
     }
 }
 

@@ -34,7 +34,7 @@ impl TestApp {
 {%- if queue %}
         self.wait_for_jobs().await;
 {%- endif %}
-        let mut files: Vec<_> = std::fs::read_dir(self.mail_dir.path())
+        let mut files: Vec<_> = std::fs::read_dir(&self.settings.mail.file_dir)
             .unwrap()
             .filter_map(Result::ok)
             .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "eml"))
@@ -81,7 +81,7 @@ fn decode_quoted_printable(text: &str) -> String {
 #[tokio::test]
 async fn the_file_transport_writes_a_message_with_text_and_html() {
     let app = spawn_app().await;
-    let transport = Arc::new(FileTransport::new(app.mail_dir.path()).unwrap());
+    let transport = Arc::new(FileTransport::new(&app.settings.mail.file_dir).unwrap());
     let mailer = Mailer::new(transport, "App <no-reply@example.com>", "http://localhost").unwrap();
 
     mailer

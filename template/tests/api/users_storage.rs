@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use {{crate_name}}::{
     auth::PasswordHasher,
-    domain::{Email, Password, Role, UserId},
+    domain::{Email, Role, UserId},
     storage::{
         StorageError,
         users::{User, UserRepository},
@@ -156,15 +156,18 @@ async fn register(app: &TestApp, email: &str, password: &str) -> Value {
 }
 
 async fn login(app: &TestApp, email: &str, password: &str) -> Value {
-    let mutation = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { sessionToken user { id } } }";
+    let mutation = "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken user { id } } }";
     graphql(app, None, mutation, json!({ "e": email, "p": password })).await
 }
 
 /// An admin stored directly (the API makes none), signed in through the API.
 async fn admin_token(app: &TestApp) -> String {
-    let password = Password::parse(SecretString::from(PASSWORD)).unwrap();
-    let hash = PasswordHasher::new(4).hash(&password).await.unwrap();
-    let mut admin = User::new(Email::parse("admin@example.com").unwrap(), hash);
+    let email = Email::parse("admin@example.com").unwrap();
+    let hash = PasswordHasher::new(4)
+        .hash_new(SecretString::from(PASSWORD), &email)
+        .await
+        .unwrap();
+    let mut admin = User::new(email, hash);
     admin.role = Role::Admin;
     app.state.storage.insert(&admin).await.unwrap();
     let body = login(app, "admin@example.com", PASSWORD).await;
