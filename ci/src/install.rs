@@ -15,8 +15,9 @@ use anyhow::{Context, Result, bail};
 const STAMP: &str = "pinned.txt";
 
 /// Makes sure `root` holds exactly `pins`, calling `install` with a scratch folder when
-/// it does not. The scratch folder replaces `root` only once `install` succeeded, so
-/// test binaries running at once never see a half-installed or mixed set.
+/// it does not. The scratch folder replaces `root` only once `install` succeeded, and
+/// installs take a lock next to `root`, so tests running at once (threads or processes)
+/// install once and never remove a folder another test is already running from.
 ///
 /// # Errors
 /// Whatever `install` returns, or a file system error while swapping folders.
@@ -31,6 +32,11 @@ pub fn ensure_pinned(
     }
     let parent = root.parent().context("no parent for the tools folder")?;
     fs::create_dir_all(parent)?;
+    let _lock = install_lock(root)?;
+    // Whoever held the lock before may have installed these very pins.
+    if holds(root, &stamp) {
+        return Ok(());
+    }
     let scratch = tempfile::tempdir_in(parent)?;
     install(scratch.path())?;
     fs::write(scratch.path().join(STAMP), &stamp)?;
@@ -38,15 +44,20 @@ pub fn ensure_pinned(
         fs::remove_dir_all(root)
             .with_context(|| format!("failed to remove the outdated {}", root.display()))?;
     }
-    let installed = scratch.keep();
-    if fs::rename(&installed, root).is_err() {
-        // Another process finished first; keep its copy if it holds the same pins.
-        fs::remove_dir_all(&installed)?;
-        if !holds(root, &stamp) {
-            bail!("{} was replaced by another install", root.display());
-        }
-    }
+    fs::rename(scratch.keep(), root)
+        .with_context(|| format!("failed to move the install into {}", root.display()))?;
     Ok(())
+}
+
+/// An exclusive lock on `<root>.lock`, released when the file is dropped (or its
+/// process dies).
+fn install_lock(root: &Path) -> Result<fs::File> {
+    let path = root.with_extension("lock");
+    let file = fs::File::create(&path)
+        .with_context(|| format!("failed to create {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("failed to lock {}", path.display()))?;
+    Ok(file)
 }
 
 fn holds(root: &Path, stamp: &str) -> bool {
@@ -95,6 +106,29 @@ mod tests {
         assert_eq!(installs.get(), 2);
         assert_eq!(fs::read_to_string(root.join("tool")).unwrap(), "install 2");
         assert_eq!(fs::read_to_string(root.join(STAMP)).unwrap(), "tool==2");
+    }
+
+    #[test]
+    fn installs_running_at_once_install_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tools");
+        let installs = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    ensure_pinned(&root, &["tool==1"], |scratch| {
+                        installs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        fs::write(scratch.join("tool"), "installed")?;
+                        Ok(())
+                    })
+                    .unwrap();
+                    // Each caller finds a complete install the moment it returns.
+                    assert!(root.join("tool").exists());
+                });
+            }
+        });
+        assert_eq!(installs.into_inner(), 1);
     }
 
     #[test]
