@@ -9,6 +9,8 @@
 #   - requests/s, p50 and p99 of `{ apiVersion }` and of the authenticated `{ me }`,
 #     next to the ceiling: actix-web answering plaintext, and doing one Redis GET;
 #   - p99 of `{ apiVersion }` idle and while 16 clients loop on `login` (bcrypt cost 12);
+#   - `{ apiVersion }` and `{ me }` with metrics and tracing both off, then both on (no
+#     OTLP endpoint set), twice in turn;
 #   - idle RSS of the service;
 #   - job queue throughput (`cargo bench --bench queue` in the rendered project).
 # Needs wrk (apt-get install wrk), curl and Redis on REDIS_URL or 127.0.0.1:6379.
@@ -51,22 +53,37 @@ pids+=($!)
 export APP_HTTP__PORT=18080 APP_DATABASE__URL=embedded://memory
 export APP_REDIS__URL=$REDIS_URL APP_REDIS__KEY_PREFIX="bench:$$:"
 # The login storm measures hashing, not the rate limiter.
-export APP_AUTH__LOGIN_ATTEMPTS_PER_ACCOUNT=100000000 APP_AUTH__LOGIN_ATTEMPTS_PER_IP=100000000
-"$CARGO_TARGET_DIR/release/full" > "$work/server.log" &
-server=$!
-pids+=("$server")
+export APP_AUTH__LOGIN_ATTEMPTS_PER_IP=100000000
+
+# Starts the service with extra VAR=value settings; sets $server to its pid.
+start_service() {
+  env "$@" "$CARGO_TARGET_DIR/release/full" > "$work/server.log" 2>&1 &
+  server=$!
+  pids+=("$server")
+  wait_for http://127.0.0.1:18080/health/live
+  sleep 1
+}
+
+stop_service() {
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+}
+
+start_service
 wait_for http://127.0.0.1:18090/plaintext
-wait_for http://127.0.0.1:18080/health/live
-sleep 1
 idle_rss=$(awk '/VmRSS/ {print $2, $3}' "/proc/$server/status")
 
 graphql=http://127.0.0.1:18080/graphql
-curl -s "$graphql" -H 'Content-Type: application/json' \
-  -d '{"query":"mutation { register(email: \"bench@example.com\", password: \"correct horse battery\") { message } }"}' >/dev/null
-cookie=$(curl -s -D - -o /dev/null "$graphql" -H 'Content-Type: application/json' \
-  -d '{"query":"mutation { login(email: \"bench@example.com\", password: \"correct horse battery\") { user { email } } }"}' \
-  | awk -F'[:;] *' 'tolower($1) == "set-cookie" {print $2; exit}')
-export BENCH_COOKIE=$cookie
+# Registers the bench account and signs in; the in-memory store forgets it on restart.
+sign_in() {
+  curl -s "$graphql" -H 'Content-Type: application/json' \
+    -d '{"query":"mutation { register(email: \"bench@example.com\", password: \"correct horse battery\") { message } }"}' >/dev/null
+  BENCH_COOKIE=$(curl -s -D - -o /dev/null "$graphql" -H 'Content-Type: application/json' \
+    -d '{"query":"mutation { login(email: \"bench@example.com\", password: \"correct horse battery\") { user { email } } }"}' \
+    | awk -F'[:;] *' 'tolower($1) == "set-cookie" {print $2; exit}')
+  export BENCH_COOKIE
+}
+sign_in
 
 echo "## Throughput and latency ($connections connections, $duration each, wrk -t2)"
 echo
@@ -94,7 +111,26 @@ echo "## Memory"
 echo
 echo "Idle RSS of the service after start-up: $idle_rss"
 echo "RSS after the runs above: $(awk '/VmRSS/ {print $2, $3}' "/proc/$server/status")"
-kill "$server"
+stop_service
+echo
+echo "## Metrics and tracing: off, then on (Prometheus recorder and exporter, OpenTelemetry layer, no OTLP endpoint)"
+echo
+echo "| Setting | Endpoint | req/s | p50 | p99 |"
+echo "|---|---|---:|---:|---:|"
+for round in 1 2; do
+  for setting in off on; do
+    if [ "$setting" = on ]; then
+      start_service APP_METRICS__ENABLED=true APP_METRICS__PORT=19464 APP_TELEMETRY__TRACES=true
+      curl -sf http://127.0.0.1:19464/metrics >/dev/null
+    else
+      start_service APP_METRICS__ENABLED=false APP_TELEMETRY__TRACES=false
+    fi
+    sign_in
+    measure "$setting ($round) | { apiVersion }" api_version.lua "$graphql"
+    measure "$setting ($round) | { me }" me.lua "$graphql"
+    stop_service
+  done
+done
 echo
 echo "## Job queue"
 echo
