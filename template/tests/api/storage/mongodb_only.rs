@@ -88,6 +88,22 @@ async fn readiness(app: &crate::helpers::TestApp) -> (u16, Value) {
     (status, response.json().await.unwrap())
 }
 
+/// Polls readiness until it answers `status` or `limit` passes; the last answer.
+async fn readiness_until(
+    app: &crate::helpers::TestApp,
+    status: u16,
+    limit: Duration,
+) -> (u16, Value) {
+    let started = Instant::now();
+    loop {
+        let (found, report) = readiness(app).await;
+        if found == status || started.elapsed() > limit {
+            return (found, report);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs MongoDB: set TEST_MONGODB_URI, run with --ignored mongodb_only"]
 async fn the_binary_configured_from_the_environment_serves_on_mongodb() {
@@ -136,17 +152,11 @@ async fn readiness_follows_mongodb_going_away_and_coming_back() {
 
     let (before, _) = readiness(&app).await;
     proxy.cut();
-    let (during, report) = readiness(&app).await;
+    // Readiness is a snapshot at most `Readiness::MAX_AGE` old: the cut shows after it.
+    let (during, report) = readiness_until(&app, 503, Duration::from_secs(5)).await;
     proxy.restore().await;
     let started = Instant::now();
-    let mut after = 0;
-    while started.elapsed() < Duration::from_secs(15) {
-        (after, _) = readiness(&app).await;
-        if after == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (after, _) = readiness_until(&app, 200, Duration::from_secs(15)).await;
 
     assert_eq!(before, 200);
     assert_eq!(during, 503, "{report}");
