@@ -58,6 +58,16 @@ fn hadolint_fails_a_broken_dockerfile() {
 }
 
 #[test]
+fn hadolint_fails_a_finding_of_style_severity() {
+    let linters = Linters::ensure().unwrap();
+
+    let error = linters.hadolint(&broken("style/Dockerfile")).unwrap_err();
+
+    let message = format!("{error:#}");
+    assert!(message.contains("DL3048 style"), "{message}"); // invalid label key
+}
+
+#[test]
 fn actionlint_fails_a_broken_workflow() {
     let linters = Linters::ensure().unwrap();
 
