@@ -204,6 +204,7 @@ impl Linters {
         let mut findings = Vec::new();
         for outcome in [
             kustomization_lists_every_manifest(dir, &manifests),
+            checkov_waivers_give_reasons(&manifests),
             self.kubernetes_validate(&manifests),
             self.checkov(dir),
         ] {
@@ -303,6 +304,42 @@ pub fn kustomization_lists_every_manifest(dir: &Path, manifests: &[PathBuf]) -> 
         bail!(
             "{KUSTOMIZATION} in {}: not listed in resources: {unlisted:?}; listed but missing: {absent:?}",
             dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// checkov skips a check for any `checkov.io/skip<N>: <check>` annotation; the harness
+/// also wants the reason after `=`, so every waiver says why it is there.
+///
+/// # Errors
+/// Fails naming each waiver without a reason.
+pub fn checkov_waivers_give_reasons(manifests: &[PathBuf]) -> Result<()> {
+    let mut bare = Vec::new();
+    for path in manifests {
+        let text = fs::read_to_string(path)?;
+        for (number, line) in text.lines().enumerate() {
+            let Some((key, waiver)) = line.trim().split_once(':') else {
+                continue;
+            };
+            if !key.starts_with("checkov.io/skip") {
+                continue;
+            }
+            let reason = waiver.split_once('=').map_or("", |(_, reason)| reason);
+            if reason.trim().is_empty() {
+                bare.push(format!(
+                    "{}:{}: {}",
+                    path.display(),
+                    number + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    if !bare.is_empty() {
+        bail!(
+            "checkov waivers without a reason (`CKV_K8S_xx=<why>`):\n{}",
+            bare.join("\n")
         );
     }
     Ok(())
@@ -430,6 +467,33 @@ mod tests {
 
         assert_eq!(found.len(), 3);
         kustomization_lists_every_manifest(dir.path(), &found).unwrap();
+    }
+
+    #[test]
+    fn a_checkov_waiver_without_a_reason_fails() {
+        let dir = folder(&[
+            (
+                "given.yaml",
+                "  annotations:\n    checkov.io/skip1: CKV_K8S_43=pinned by the deploy job\n",
+            ),
+            (
+                "bare.yaml",
+                "  annotations:\n    checkov.io/skip1: CKV_K8S_43\n",
+            ),
+        ]);
+        let given = dir.path().join("given.yaml");
+        let bare = dir.path().join("bare.yaml");
+
+        checkov_waivers_give_reasons(std::slice::from_ref(&given)).unwrap();
+        let error = checkov_waivers_give_reasons(&[given, bare])
+            .unwrap_err()
+            .to_string();
+
+        assert!(
+            error.contains("bare.yaml:2: checkov.io/skip1: CKV_K8S_43"),
+            "{error}"
+        );
+        assert!(!error.contains("given.yaml"), "{error}");
     }
 
     #[test]
