@@ -183,10 +183,14 @@ async fn the_worker_command_serves_job_counters_and_the_queue_depth() {
     let prefix = unique_prefix();
     let redis = redis_under(crate::redis_server::url(), &prefix).await;
     let jobs = Jobs::on(&redis, &fast_settings());
-    let worker = Metered::worker(&[
-        ("APP_REDIS__KEY_PREFIX", &prefix),
-        ("APP_JOBS__POLL_INTERVAL_MS", "100"),
-    ]);
+    let worker = Metered::start(
+        "worker",
+        "Worker started",
+        &[
+            ("APP_REDIS__KEY_PREFIX", &prefix),
+            ("APP_JOBS__POLL_INTERVAL_MS", "100"),
+        ],
+    );
 
     jobs.enqueue(Job::PurgeDeadJobs).await.unwrap();
 

@@ -98,12 +98,9 @@ impl Metered {
         Self::start("serve", "Listening", env)
     }
 
-    /// `worker`, with the variables `env` on top of the tests' own.
-    pub fn worker(env: &[(&str, &str)]) -> Self {
-        Self::start("worker", "Worker started", env)
-    }
-
-    fn start(command: &str, ready: &str, env: &[(&str, &str)]) -> Self {
+    /// `command`, ready once it has logged `ready`, with the variables `env` on top of the
+    /// tests' own.
+    pub fn start(command: &str, ready: &str, env: &[(&str, &str)]) -> Self {
         let mut command = binary(&[command]);
         command
             .env("APP_HTTP__PORT", "0")
