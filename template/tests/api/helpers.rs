@@ -96,6 +96,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.http.host = "127.0.0.1".into();
     settings.http.port = 0;
     settings.http.workers = 1;
+    settings.metrics.enabled = false;
+    settings.metrics.host = "127.0.0.1".into();
+    settings.metrics.port = 0;
     let database = TestDatabase::fresh();
     settings.database = match &database {
         Some(database) => database.settings(),

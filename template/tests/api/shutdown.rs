@@ -6,7 +6,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// The binary with `args`, JSON logs on a piped stdout and the test{% if uses_redis %} Redis and{% endif %} store.
+/// The binary with `args`, JSON logs on a piped stdout, the test{% if uses_redis %} Redis and{% endif %} store, and
+/// metrics off (on a free port when a test turns them on).
 pub fn binary(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_{{project-name}}"));
     command
@@ -14,6 +15,8 @@ pub fn binary(args: &[&str]) -> Command {
         .env("APP_DATABASE__URL", "embedded://memory")
         .env("APP_TELEMETRY__FORMAT", "json")
         .env("APP_TELEMETRY__FILTER", "info")
+        .env("APP_METRICS__ENABLED", "false")
+        .env("APP_METRICS__PORT", "0")
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
