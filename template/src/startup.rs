@@ -5,22 +5,14 @@
 
 use std::{net::TcpListener, sync::Arc};
 
-use actix_web::{
-    App, HttpServer,
-    dev::Server,
-    middleware::{Condition, from_fn},
-    web,
-};
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
+use crate::monitoring::{self, MetricsServer};
 use crate::{
-    config::Settings,
-    health::Readiness,
-    http,
-    monitoring::{self, MetricsServer},
-    state::AppState,
-    storage::Storage,
+    config::Settings, health::Readiness, http, state::AppState, storage::Storage,
     telemetry::RequestSpan,
 };
 
