@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use {{crate_name}}::{
     config::Settings,
-    jobs::{JobQueue, JobRun, JobSettings, worker},
+    jobs::{JobKind, JobQueue, JobRun, JobSettings, worker},
     redis::{Redis, RedisSettings},
 };
 
@@ -36,6 +36,12 @@ use {{crate_name}}::{
 struct Work {
     /// Microseconds of CPU the handler burns, as a busy loop.
     cpu_us: u64,
+}
+
+impl JobKind for Work {
+    fn kind(&self) -> &'static str {
+        "work"
+    }
 }
 
 /// Jobs per `enqueue_all` call.

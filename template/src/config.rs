@@ -28,6 +28,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub graphql: GraphqlSettings,
     pub telemetry: TelemetrySettings,
+    pub metrics: crate::monitoring::MetricsSettings,
 {%- if uses_redis %}
     pub redis: crate::redis::RedisSettings,
 {%- endif %}
@@ -209,6 +210,15 @@ mod tests {
         assert!(!settings.graphql.graphiql);
         assert_eq!(settings.telemetry.format, LogFormat::Json);
         assert!(settings.http.https);
+    }
+
+    #[test]
+    fn metrics_are_served_in_production_only_and_apart() {
+        let development = Settings::build(Environment::Development, None).expect("settings load");
+        let production = Settings::build(Environment::Production, None).expect("settings load");
+        assert!(!development.metrics.enabled);
+        assert!(production.metrics.enabled);
+        assert_ne!(production.metrics.port, production.http.port);
     }
 
     /// The variables of `.env.example`, as `cp .env.example .env` would set them.

@@ -26,6 +26,28 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, so that a code read back from a response maps to one of them.
+    pub const ALL: [Self; 13] = [
+        Self::BadRequest,
+        Self::BadUserInput,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::RateLimited,
+        Self::ServiceUnavailable,
+        Self::GraphqlParseFailed,
+        Self::GraphqlValidationFailed,
+        Self::QueryTooComplex,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::MethodNotAllowed,
+        Self::Internal,
+    ];
+
+    /// The code spelt `code`, if it is one of these.
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|known| known.as_str() == code)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "BAD_REQUEST",
@@ -217,6 +239,30 @@ mod tests {
             .try_into_bytes()
             .expect("a JSON body");
         serde_json::from_slice(&bytes).expect("valid JSON")
+    }
+
+    #[test]
+    fn every_code_parses_back_from_its_spelling() {
+        for code in ErrorCode::ALL {
+            // A new variant fails to compile here until it is listed in `ALL` too.
+            match code {
+                ErrorCode::BadRequest
+                | ErrorCode::BadUserInput
+                | ErrorCode::Unauthenticated
+                | ErrorCode::Forbidden
+                | ErrorCode::RateLimited
+                | ErrorCode::ServiceUnavailable
+                | ErrorCode::GraphqlParseFailed
+                | ErrorCode::GraphqlValidationFailed
+                | ErrorCode::QueryTooComplex
+                | ErrorCode::PayloadTooLarge
+                | ErrorCode::UnsupportedMediaType
+                | ErrorCode::MethodNotAllowed
+                | ErrorCode::Internal => {}
+            }
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::parse("NOT_A_CODE"), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod http;
+pub mod monitoring;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -5,10 +5,12 @@
 
 use std::{net::TcpListener, sync::Arc};
 
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
+use crate::monitoring::{self, MetricsServer};
 use crate::{
     config::Settings, health::Readiness, http, state::AppState, storage::Storage,
     telemetry::RequestSpan,
@@ -18,6 +20,8 @@ pub struct Application {
     port: u16,
     state: AppState,
     server: Server,
+    /// `GET /metrics` on its own listener, when metrics are on.
+    metrics: Option<MetricsServer>,
 }
 
 impl Application {
@@ -32,17 +36,24 @@ impl Application {
         let listener = TcpListener::bind(address)
             .with_context(|| format!("Failed to bind {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
+        let metrics = MetricsServer::bind(&settings.metrics)?;
         let server =
             serve(listener, state.clone(), &settings).context("Failed to start the server")?;
         Ok(Self {
             port,
             state,
             server,
+            metrics,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener, when metrics are on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(MetricsServer::port)
     }
 
     /// The connections the server uses, for tests and maintenance tasks.
@@ -51,12 +62,12 @@ impl Application {
     }
 
     /// Serves until SIGTERM or Ctrl-C; in-flight requests then get
-    /// `http.shutdown_timeout_secs` to finish.
+    /// `http.shutdown_timeout_secs` to finish, and the metrics listener closes last.
     ///
     /// # Errors
-    /// Fails if the server stops on an I/O error.
+    /// Fails if a server stops on an I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        monitoring::serve_beside(self.metrics, self.server).await?
     }
 }
 
@@ -93,8 +104,10 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io
     let state = web::Data::new(state);
     let endpoint = web::Data::new(http::GraphqlEndpoint::new(&settings.graphql));
     let http_settings = web::Data::new(settings.http.clone());
+    let metrics = settings.metrics.enabled;
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(Condition::new(metrics, from_fn(http::record_metrics)))
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .app_data(endpoint.clone())

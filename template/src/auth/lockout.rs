@@ -44,12 +44,23 @@ impl Lockout {
     }
 
     /// Counts a password check on `account` by `client`, in one round trip, before any
-    /// hash is computed.
+    /// hash is computed; `action` names the check in the metrics.
     ///
     /// # Errors
     /// `RateLimited` beyond the client's limit, or for a client that failed recently on
     /// a locked account; `Unavailable` without Redis.
-    pub async fn admit(&self, client: &str, account: &Email) -> Result<Attempt, AppError> {
+    pub async fn admit(
+        &self,
+        client: &str,
+        account: &Email,
+        action: &'static str,
+    ) -> Result<Attempt, AppError> {
+        self.count(client, account)
+            .await
+            .inspect_err(|error| super::metrics::limited(action, error))
+    }
+
+    async fn count(&self, client: &str, account: &Email) -> Result<Attempt, AppError> {
         // Hashed: rate-limit keys should not spell out who is being targeted.
         let account = hex::encode(Sha256::digest(account.as_ref()));
         let client_attempts = self.key(&format!("ip:{client}"));

@@ -8,6 +8,7 @@ mod client_ip;
 mod cookie;
 mod guard;
 mod lockout;
+mod metrics;
 mod origin;
 mod password;
 mod rate_limit;
@@ -106,7 +107,11 @@ impl Auth {
     ///
     /// # Errors
     /// `RateLimited` once the limit is exceeded; `Unavailable` without Redis.
-    pub async fn limit_client(&self, action: &str, client_ip: &str) -> Result<(), AppError> {
+    pub async fn limit_client(
+        &self,
+        action: &'static str,
+        client_ip: &str,
+    ) -> Result<(), AppError> {
         let limit = Limit {
             attempts: self.settings.login_attempts_per_ip,
             window: Duration::from_secs(self.settings.login_window_secs),
@@ -114,6 +119,7 @@ impl Auth {
         self.limiter
             .hit(&format!("{action}:ip:{client_ip}"), limit)
             .await
+            .inspect_err(|error| metrics::limited(action, error))
     }
 {%- if email %}
 
@@ -130,7 +136,10 @@ impl Auth {
             window: Duration::from_secs(self.settings.mail_window_secs),
         };
         let address = hex::encode(Sha256::digest(recipient.as_ref()));
-        self.limiter.hit(&format!("mail:to:{address}"), limit).await
+        self.limiter
+            .hit(&format!("mail:to:{address}"), limit)
+            .await
+            .inspect_err(|error| metrics::limited("mail_recipient", error))
     }
 {%- endif %}
 }

@@ -127,7 +127,11 @@ pub async fn login(
     context.auth.claim_password_work()?;
     let auth = &context.state.auth;
     let email = Email::parse(&email)?;
-    let attempt = auth.lockout.admit(context.auth.client_ip(), &email).await?;
+    let attempt = auth
+        .lockout
+        .admit(context.auth.client_ip(), &email, "login")
+        .await
+        .inspect_err(super::metrics::login_refused)?;
 
     let user = context.state.storage.find_by_email(&email).await?;
     let hash = user.as_ref().map(|user| user.password_hash.as_str());
@@ -137,11 +141,13 @@ pub async fn login(
         .await?;
     let Some(user) = user.filter(|_| verified) else {
         auth.lockout.failed(attempt).await?;
+        super::metrics::login("wrong_credentials");
         return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
     };
     auth.lockout.succeeded(attempt).await?;
 {%- if email %}
-    super::email_flows::ensure_may_sign_in(context, &user)?;
+    super::email_flows::ensure_may_sign_in(context, &user)
+        .inspect_err(|_| super::metrics::login("unconfirmed"))?;
 {%- endif %}
 
     // A session the client arrived with is dropped: the signed-in session is always new.
@@ -156,6 +162,7 @@ pub async fn login(
         context.auth.set_session_cookie(token);
         None
     };
+    super::metrics::login("ok");
     Ok(LoginPayload {
         user,
         session_token,
@@ -192,7 +199,10 @@ pub async fn change_password(
     context.auth.claim_password_work()?;
     let auth = &context.state.auth;
     let user = context.require_user().await?;
-    let attempt = auth.lockout.admit(context.auth.client_ip(), &user.email).await?;
+    let attempt = auth
+        .lockout
+        .admit(context.auth.client_ip(), &user.email, "change_password")
+        .await?;
     let verified = auth
         .passwords
         .verify(

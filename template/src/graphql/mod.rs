@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod limits;
+pub mod metrics;
 pub mod schema;
 
 pub use context::Context;

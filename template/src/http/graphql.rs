@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{
     config::GraphqlSettings,
     error::{AppError, graphql_error_body},
-    graphql::{Context, Schema, limits::RequestLimits, schema},
+    graphql::{Context, Schema, limits::RequestLimits, metrics::OperationMetrics, schema},
     state::AppState,
 };
 
@@ -105,7 +105,10 @@ pub async fn post(
 }
 
 async fn execute(schema: &Schema, context: &Context, operation: GraphQLRequest) -> Outcome {
-    match operation.execute(schema, context).await.into_result() {
+    let metrics = OperationMetrics::start(schema, &operation);
+    let executed = operation.execute(schema, context).await.into_result();
+    metrics.finish(&executed);
+    match executed {
         Ok(result) => Outcome::Executed(GraphQLResponse::from_result(Ok(result))),
         Err(error) => Outcome::Refused(graphql_error_body(&error)),
     }

@@ -3,10 +3,12 @@
 mod graphql;
 mod headers;
 mod health;
+mod metrics;
 
 use actix_web::{middleware::from_fn, web};
 
 pub use graphql::GraphqlEndpoint;
+pub use metrics::record_metrics;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(health::live))

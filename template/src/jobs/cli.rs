@@ -10,6 +10,7 @@ use super::{Job, JobContext, Jobs, perform, worker};
 use crate::{
     cli::ModuleCommand,
     config::Settings,
+    monitoring::{self, MetricsServer},
     redis::Redis,
     telemetry::{get_subscriber, init_subscriber},
 };
@@ -64,15 +65,17 @@ async fn connect(settings: &Settings) -> anyhow::Result<Jobs> {
     Ok(Jobs::on(&redis, &settings.jobs))
 }
 
-/// `worker`: runs jobs until SIGTERM or Ctrl-C, then drains (see [`worker::run`]).
+/// `worker`: runs jobs until SIGTERM or Ctrl-C, then drains (see [`worker::run`]);
+/// serves its metrics meanwhile when they are on.
 async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    let metrics = MetricsServer::bind(&settings.metrics)?;
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("Stopping: finishing running jobs");
         let _ = stop.send(true);
     });
-    work(settings, shutdown).await?;
+    monitoring::serve_beside(metrics, work(settings, shutdown)).await??;
     tracing::info!("Worker stopped");
     Ok(())
 }
@@ -100,10 +103,19 @@ pub async fn work(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow
         jobs.clone(),
         settings.jobs.purge_interval(),
     ));
+    let depth = settings.metrics.enabled.then(|| {
+        tokio::spawn(super::metrics::report_depth(
+            jobs.clone(),
+            settings.jobs.poll_interval(),
+        ))
+    });
     tracing::info!(concurrency = settings.jobs.concurrency, "Worker started");
     let handler = move |job, run| perform(job, run, context.clone());
     let result = worker::run(jobs, handler, shutdown).await;
     purges.abort();
+    if let Some(depth) = depth {
+        depth.abort();
+    }
     result
 }
 

@@ -8,6 +8,7 @@
 pub mod cli;
 mod envelope;
 mod keys;
+mod metrics;
 mod queue;
 mod scripts;
 mod settings;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 {% if email %}use crate::mail::{Mail, Mailer};
 {% endif %}pub use envelope::{JobId, JobRun};
+pub use metrics::JobKind;
 pub use queue::{DeadJob, JobError, JobQueue, JobStats};
 pub use settings::JobSettings;
 
@@ -60,6 +62,21 @@ pub enum Job {
     PurgeDeadJobs,
 }
 
+impl JobKind for Job {
+    /// The variant's name, as in the stored `type` tag.
+    fn kind(&self) -> &'static str {
+        match self {
+{%- if email %}
+            Self::SendMail { .. } => "send_mail",
+{%- endif %}
+{%- if auth and email %}
+            Self::AccountMail(_) => "account_mail",
+{%- endif %}
+            Self::PurgeDeadJobs => "purge_dead_jobs",
+        }
+    }
+}
+
 /// What handlers need, built once per worker process.
 pub struct JobContext {
     pub jobs: Jobs,
@@ -92,4 +109,15 @@ pub async fn perform(job: Job, run: JobRun, context: Arc<JobContext>) -> anyhow:
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_kind_is_its_stored_type_tag() {
+        let job = Job::PurgeDeadJobs;
+        assert_eq!(serde_json::to_value(&job).unwrap()["type"], job.kind());
+    }
 }

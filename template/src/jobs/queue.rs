@@ -17,6 +17,7 @@ use super::{
     JobSettings,
     envelope::{Envelope, JobId},
     keys::{GROUP, QueueKeys},
+    metrics::{self, JobKind},
     scripts::{ENQUEUE_ONCE, FORGET_DEPARTED, PROMOTE_DUE, PURGE_DEAD, REVIVE, STATS},
 };
 use crate::redis::Redis;
@@ -103,7 +104,11 @@ where
     ///
     /// # Errors
     /// Fails when Redis is unavailable; the job is then not queued.
-    pub async fn enqueue(&self, job: J) -> Result<JobId, JobError> {
+    pub async fn enqueue(&self, job: J) -> Result<JobId, JobError>
+    where
+        J: JobKind,
+    {
+        let kind = job.kind();
         let envelope = Envelope::new(job);
         let _: String = self
             .connection()
@@ -113,6 +118,7 @@ where
                 &[("job", serde_json::to_string(&envelope)?)],
             )
             .await?;
+        metrics::enqueued(kind);
         Ok(envelope.id)
     }
 
@@ -120,13 +126,18 @@ where
     ///
     /// # Errors
     /// Fails when Redis is unavailable; the job is then not queued.
-    pub async fn enqueue_in(&self, job: J, delay: Duration) -> Result<JobId, JobError> {
+    pub async fn enqueue_in(&self, job: J, delay: Duration) -> Result<JobId, JobError>
+    where
+        J: JobKind,
+    {
+        let kind = job.kind();
         let envelope = Envelope::new(job);
         let due = unix_ms().saturating_add(as_ms(delay));
         let _: () = self
             .connection()
             .zadd(&self.keys.delayed, serde_json::to_string(&envelope)?, due)
             .await?;
+        metrics::enqueued(kind);
         Ok(envelope.id)
     }
 
@@ -136,7 +147,11 @@ where
     ///
     /// # Errors
     /// Fails when Redis is unavailable.
-    pub async fn enqueue_once(&self, job: J, key: &str) -> Result<JobId, JobError> {
+    pub async fn enqueue_once(&self, job: J, key: &str) -> Result<JobId, JobError>
+    where
+        J: JobKind,
+    {
+        let kind = job.kind();
         let envelope = Envelope::new(job);
         let remember = self.settings.purge_interval() * 2;
         let holder: String = ENQUEUE_ONCE
@@ -148,14 +163,22 @@ where
             .invoke_async(&mut self.connection())
             .await?;
         // The key holds ids this queue wrote; anything else would be a foreign key.
-        Ok(holder.parse().unwrap_or(envelope.id))
+        let id = holder.parse().unwrap_or(envelope.id);
+        if id == envelope.id {
+            metrics::enqueued(kind);
+        }
+        Ok(id)
     }
 
     /// Queues every job in one transaction: all of them or, when Redis fails, none.
     ///
     /// # Errors
     /// Fails when Redis is unavailable; no job is then queued.
-    pub async fn enqueue_all(&self, jobs: Vec<J>) -> Result<Vec<JobId>, JobError> {
+    pub async fn enqueue_all(&self, jobs: Vec<J>) -> Result<Vec<JobId>, JobError>
+    where
+        J: JobKind,
+    {
+        let kinds: Vec<_> = jobs.iter().map(JobKind::kind).collect();
         let mut ids = Vec::with_capacity(jobs.len());
         let mut transaction = redis::pipe();
         transaction.atomic();
@@ -171,6 +194,7 @@ where
                 .ignore();
         }
         let _: () = transaction.query_async(&mut self.connection()).await?;
+        kinds.into_iter().for_each(metrics::enqueued);
         Ok(ids)
     }
 

@@ -12,6 +12,7 @@ use {{crate_name}}::{
 
 use crate::{
     helpers::{TestApp, error_code, spawn_app, spawn_app_with},
+    metrics::Metered,
     redis_server::PrivateRedis,
 };
 
@@ -408,6 +409,54 @@ async fn login_is_rate_limited_per_account_with_a_retry_hint() {
         .as_i64()
         .unwrap();
     assert!(retry_after > 0 && retry_after <= 900, "{limited}");
+}
+
+#[tokio::test]
+async fn logins_and_rate_limit_refusals_are_counted_by_outcome() {
+    // Arrange: one wrong password locks the account for the client that sent it.
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let app = Metered::serve(&[
+        ("APP_REDIS__KEY_PREFIX", &prefix),
+        ("APP_AUTH__BCRYPT_COST", "4"),
+        ("APP_AUTH__LOGIN_FAILURES_PER_ACCOUNT", "1"),
+    ]);
+    let email = unique_email();
+    let register =
+        "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { message } }";
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken } }";
+    app.graphql(register, json!({ "e": email, "p": PASSWORD }))
+        .await;
+
+    // Act
+    let ok = app
+        .graphql(login, json!({ "e": email, "p": PASSWORD }))
+        .await;
+    let wrong = app
+        .graphql(login, json!({ "e": email, "p": "not the password" }))
+        .await;
+    let refused = app
+        .graphql(login, json!({ "e": email, "p": PASSWORD }))
+        .await;
+    let scrape = app.scrape().await;
+
+    // Assert
+    assert!(ok["data"]["login"]["sessionToken"].is_string(), "{ok}");
+    assert_eq!(error_code(&wrong), "UNAUTHENTICATED");
+    assert_eq!(error_code(&refused), "RATE_LIMITED");
+    for outcome in ["ok", "wrong_credentials", "rate_limited"] {
+        let logins = scrape.value("auth_logins_total", &[("outcome", outcome)]);
+        assert_eq!(logins, Some(1.0), "{outcome}");
+    }
+    let refusals = scrape.value("auth_rate_limited_total", &[("action", "login")]);
+    assert_eq!(refusals, Some(1.0));
+    let operations = |outcome| {
+        let labels = [("operation", "login"), ("outcome", outcome)];
+        scrape.value("graphql_operations_total", &labels)
+    };
+    assert_eq!(operations("ok"), Some(1.0));
+    assert_eq!(operations("UNAUTHENTICATED"), Some(1.0));
+    assert_eq!(operations("RATE_LIMITED"), Some(1.0));
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -38,6 +38,8 @@ pub static TRACING: LazyLock<()> = LazyLock::new(|| {
 
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener, when the settings turn metrics on.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     /// The app's connections, to arrange state the API cannot (e.g. an admin).
     pub state: AppState,
@@ -94,6 +96,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.http.host = "127.0.0.1".into();
     settings.http.port = 0;
     settings.http.workers = 1;
+    settings.metrics.enabled = false;
+    settings.metrics.host = "127.0.0.1".into();
+    settings.metrics.port = 0;
     let database = TestDatabase::fresh();
     settings.database = match &database {
         Some(database) => database.settings(),
@@ -136,10 +141,14 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("Failed to build the application");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_address = application
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let state = application.state().clone();
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         state,
         settings,

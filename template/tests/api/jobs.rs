@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 use tokio::{sync::watch, task::JoinHandle};
 
 use {{crate_name}}::{
-    jobs::{Job, JobQueue, JobRun, JobSettings, JobStats, worker},
+    jobs::{Job, JobKind, JobQueue, JobRun, JobSettings, JobStats, worker},
+    monitoring,
     redis::{Redis, RedisSettings},
 };
 
 use crate::{
     helpers::{TestApp, free_port, spawn_app},
+    metrics::Scrape,
     redis_server::PrivateRedis,
 };
 
@@ -40,6 +42,12 @@ pub struct TestJob {
     pub aborts: bool,
     /// Records the effect only, for tests with thousands of jobs.
     pub quiet: bool,
+}
+
+impl JobKind for TestJob {
+    fn kind(&self) -> &'static str {
+        "test"
+    }
 }
 
 impl TestJob {
@@ -661,14 +669,94 @@ async fn purging_deletes_dead_jobs_past_their_retention() {
     assert_eq!(test.stats().await.dead, 0);
 }
 
+/// A job only the metrics test runs: its `job` label counts nothing else in this process.
+#[derive(Serialize, Deserialize)]
+enum MeteredJob {
+    Succeeds,
+    Fails,
+    Panics,
+}
+
+impl JobKind for MeteredJob {
+    fn kind(&self) -> &'static str {
+        "metered_test"
+    }
+}
+
+#[tokio::test]
+async fn the_worker_counts_jobs_by_kind_and_fate() {
+    // Arrange: one job succeeds, one fails twice (its attempts), one panics.
+    let recorder = monitoring::recorder().unwrap();
+    let redis = redis_under(crate::redis_server::url(), &unique_prefix()).await;
+    let settings = JobSettings {
+        max_attempts: 2,
+        backoff_min_ms: 10,
+        ..fast_settings()
+    };
+    let queue = JobQueue::new(&redis, &settings, "jobs");
+    let handler = |job, _| async move {
+        match job {
+            MeteredJob::Succeeds => Ok(()),
+            MeteredJob::Fails => anyhow::bail!("a planned failure"),
+            MeteredJob::Panics => panic!("a planned panic"),
+        }
+    };
+    let (stop, shutdown) = watch::channel(false);
+
+    // Act
+    queue
+        .enqueue_all(vec![
+            MeteredJob::Succeeds,
+            MeteredJob::Fails,
+            MeteredJob::Panics,
+        ])
+        .await
+        .unwrap();
+    let worker = tokio::spawn(worker::run(queue.clone(), handler, shutdown));
+    eventually("every job to end", WAIT, || async {
+        let stats = queue.stats().await.unwrap();
+        stats.done == 1 && stats.dead == 2
+    })
+    .await;
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+    let scrape = Scrape::parse(&recorder.render());
+
+    // Assert
+    let jobs = |name| scrape.value(name, &[("job", "metered_test")]);
+    assert_eq!(jobs("jobs_enqueued_total"), Some(3.0));
+    assert_eq!(jobs("jobs_finished_total"), Some(1.0));
+    assert_eq!(jobs("jobs_retried_total"), Some(1.0));
+    assert_eq!(jobs("jobs_buried_total"), Some(2.0));
+    let runs = |outcome| {
+        let labels = [("job", "metered_test"), ("outcome", outcome)];
+        scrape.value("job_duration_seconds_count", &labels)
+    };
+    assert_eq!(runs("ok"), Some(1.0));
+    assert_eq!(runs("error"), Some(2.0));
+    assert_eq!(runs("panic"), Some(1.0));
+}
+
+/// A job of an older release, which `TestJob` no longer reads.
+#[derive(Serialize, Deserialize)]
+struct RetiredJob {
+    retired_field: u32,
+}
+
+impl JobKind for RetiredJob {
+    fn kind(&self) -> &'static str {
+        "retired"
+    }
+}
+
 #[tokio::test]
 async fn a_job_that_no_longer_decodes_is_buried_with_the_reason() {
     let test = TestQueue::new().await;
     // An older release's job, under the same queue.
     let redis = redis_under(crate::redis_server::url(), &test.prefix).await;
-    let stale: JobQueue<serde_json::Value> = JobQueue::new(&redis, &fast_settings(), "jobs");
+    let stale: JobQueue<RetiredJob> = JobQueue::new(&redis, &fast_settings(), "jobs");
     let id = stale
-        .enqueue(serde_json::json!({ "retired_field": 1 }))
+        .enqueue(RetiredJob { retired_field: 1 })
         .await
         .unwrap();
     let (_stop, _worker) = test.start_worker();

@@ -10,6 +10,7 @@ use {{crate_name}}::jobs::{Job, JobSettings, Jobs, worker};
 
 use crate::{
     jobs::{TestJob, TestQueue, eventually, fast_settings, now_ms, redis_under, unique_prefix},
+    metrics::Metered,
     shutdown::{binary, start_until_logged, terminate},
 };
 
@@ -175,6 +176,51 @@ async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
         0,
         "its heartbeat retired on the way out"
     );
+}
+
+#[tokio::test]
+async fn the_worker_command_serves_job_counters_and_the_queue_depth() {
+    let prefix = unique_prefix();
+    let redis = redis_under(crate::redis_server::url(), &prefix).await;
+    let jobs = Jobs::on(&redis, &fast_settings());
+    let worker = Metered::start(
+        "worker",
+        "Worker started",
+        &[
+            ("APP_REDIS__KEY_PREFIX", &prefix),
+            ("APP_JOBS__POLL_INTERVAL_MS", "100"),
+        ],
+    );
+
+    jobs.enqueue(Job::PurgeDeadJobs).await.unwrap();
+
+    let purges = [("job", "purge_dead_jobs")];
+    // Ours, and the one the worker schedules as it starts.
+    eventually("both purges to finish", Duration::from_secs(10), || async {
+        worker.scrape().await.value("jobs_finished_total", &purges) == Some(2.0)
+    })
+    .await;
+    eventually(
+        "the depth to show an idle queue",
+        Duration::from_secs(10),
+        || async {
+            let scrape = worker.scrape().await;
+            ["queued", "scheduled", "running", "dead"]
+                .iter()
+                .all(|state| scrape.value("jobs_queue_depth", &[("state", state)]) == Some(0.0))
+        },
+    )
+    .await;
+    let scrape = worker.scrape().await;
+    assert_eq!(scrape.value("jobs_enqueued_total", &purges), Some(1.0));
+    assert_eq!(
+        scrape.value(
+            "job_duration_seconds_count",
+            &[("job", "purge_dead_jobs"), ("outcome", "ok")]
+        ),
+        Some(2.0)
+    );
+    worker.stop().await;
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 mod graphql;
 mod health;
 mod helpers;
+mod metrics;
 mod shutdown;
 mod storage;
 {%- if auth %}

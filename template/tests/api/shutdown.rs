@@ -6,7 +6,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// The binary with `args`, JSON logs on a piped stdout and the test{% if uses_redis %} Redis and{% endif %} store.
+/// The binary with `args`, JSON logs on a piped stdout, the test{% if uses_redis %} Redis and{% endif %} store, and
+/// metrics off (on a free port when a test turns them on).
 pub fn binary(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_{{project-name}}"));
     command
@@ -14,6 +15,8 @@ pub fn binary(args: &[&str]) -> Command {
         .env("APP_DATABASE__URL", "embedded://memory")
         .env("APP_TELEMETRY__FORMAT", "json")
         .env("APP_TELEMETRY__FILTER", "info")
+        .env("APP_METRICS__ENABLED", "false")
+        .env("APP_METRICS__PORT", "0")
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -28,16 +31,30 @@ pub fn binary(args: &[&str]) -> Command {
 
 /// Starts `command` and waits for its log line with `message`, which it returns.
 pub fn start_until_logged(command: &mut Command, message: &str) -> (Child, serde_json::Value) {
+    let (child, mut events) = start_until_all_logged(command, &[message]);
+    (child, events.remove(0))
+}
+
+/// Starts `command` and waits until it has logged a line with each of `messages`, in
+/// any order; returns those lines in the order of `messages`.
+pub fn start_until_all_logged(
+    command: &mut Command,
+    messages: &[&str],
+) -> (Child, Vec<serde_json::Value>) {
     let mut child = command.spawn().expect("Failed to start the binary");
     let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut events = vec![serde_json::Value::Null; messages.len()];
     for line in stdout.lines() {
         let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap_or_default();
-        if event["message"] == message {
-            return (child, event);
+        if let Some(index) = messages.iter().position(|message| event["message"] == *message) {
+            events[index] = event;
+        }
+        if events.iter().all(|event| !event.is_null()) {
+            return (child, events);
         }
     }
     let status = child.wait().expect("Failed to reap the binary");
-    panic!("the binary exited ({status}) before logging {message:?}");
+    panic!("the binary exited ({status}) before logging all of {messages:?}");
 }
 
 /// Sends SIGTERM and waits up to 10 s for the exit.

@@ -16,7 +16,7 @@ use std::{
     hash::{BuildHasher as _, RandomState},
     panic::AssertUnwindSafe,
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures_util::FutureExt as _;
@@ -33,6 +33,7 @@ use self::{
 use super::{
     DeadJob, JobQueue, JobRun, JobSettings,
     envelope::{Envelope, EnvelopeHeader, JobId},
+    metrics::{self, JobKind},
     queue::{as_ms, unix_ms},
 };
 
@@ -59,7 +60,7 @@ pub async fn run<J, H, Fut>(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()>
 where
-    J: Serialize + DeserializeOwned + Send + 'static,
+    J: Serialize + DeserializeOwned + JobKind + Send + 'static,
     H: Fn(J, JobRun) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
@@ -154,15 +155,19 @@ struct Jobs<H> {
 impl<H> Jobs<H> {
     /// The delivery to run, or `None` after burying it: it was delivered too often
     /// without finishing, or does not decode as a job.
-    fn accept<J: DeserializeOwned>(&self, raw: RawDelivery) -> Option<Delivery<J>> {
+    fn accept<J: DeserializeOwned + JobKind>(&self, raw: RawDelivery) -> Option<Delivery<J>> {
         let max_deliveries = self.settings.max_deliveries;
+        let decoded = serde_json::from_str::<Envelope<J>>(&raw.payload);
+        let kind = decoded
+            .as_ref()
+            .map_or(metrics::UNKNOWN, |envelope| envelope.job.kind());
         let refusal = if raw.deliveries > max_deliveries {
             format!(
                 "delivered {} times without finishing: its worker died or stalled each time",
                 raw.deliveries - 1
             )
         } else {
-            match serde_json::from_str::<Envelope<J>>(&raw.payload) {
+            match decoded {
                 Ok(envelope) => {
                     return Some(Delivery {
                         entry: raw.entry,
@@ -179,6 +184,7 @@ impl<H> Jobs<H> {
             header.map_or((JobId::new(), 0), |header| (header.id, header.failures));
         self.settle
             .send(raw.entry, bury(id, failures, refusal, raw.payload));
+        metrics::buried(kind);
         None
     }
 
@@ -191,7 +197,7 @@ impl<H> Jobs<H> {
     where
         H: Fn(J, JobRun) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-        J: Send + 'static,
+        J: JobKind + Send + 'static,
     {
         let (handler, settle, settings) = (
             self.handler.clone(),
@@ -199,26 +205,47 @@ impl<H> Jobs<H> {
             self.settings.clone(),
         );
         let run = delivery.envelope.run();
+        let kind = delivery.envelope.job.kind();
         let span = tracing::info_span!("job", id = %run.id, attempt = run.attempt);
         async move {
             let job = delivery.envelope.job;
+            let started = Instant::now();
             // Calling the handler inside the future catches a panic in the call too.
             let result = AssertUnwindSafe(async move { handler(job, run).await })
                 .catch_unwind()
                 .await;
+            let took = started.elapsed();
             let outcome = match result {
-                Ok(Ok(())) => Outcome::Done,
-                Ok(Err(error)) => failed(&settings, run, &error, delivery.payload),
+                Ok(Ok(())) => {
+                    metrics::ran(kind, "ok", took);
+                    Outcome::Done
+                }
+                Ok(Err(error)) => {
+                    metrics::ran(kind, "error", took);
+                    failed(&settings, run, &error, delivery.payload)
+                }
                 Err(panic) => {
+                    metrics::ran(kind, "panic", took);
                     let reason = format!("the job panicked: {}", panic_message(&*panic));
                     tracing::error!(reason = %reason, "Burying a job");
                     bury(run.id, run.attempt, reason, delivery.payload)
                 }
             };
+            count(kind, &outcome);
             settle.send(delivery.entry, outcome);
             drop(slot);
         }
         .instrument(span)
+    }
+}
+
+/// Counts the fate of a `kind` job the worker ran.
+fn count(kind: &'static str, outcome: &Outcome) {
+    match outcome {
+        Outcome::Done => metrics::finished(kind),
+        Outcome::RetryAt { .. } => metrics::retried(kind),
+        Outcome::Bury { .. } => metrics::buried(kind),
+        Outcome::HandBack { .. } => {}
     }
 }
 
