@@ -200,6 +200,7 @@ impl<H> Jobs<H> {
         );
         let run = delivery.envelope.run();
         let span = tracing::info_span!("job", id = %run.id, attempt = run.attempt);
+        crate::telemetry::join_trace(&span, delivery.envelope.trace.as_deref());
         async move {
             let job = delivery.envelope.job;
             // Calling the handler inside the future catches a panic in the call too.
