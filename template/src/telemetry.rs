@@ -31,9 +31,7 @@ use opentelemetry::{
     trace::{TraceContextExt as _, TracerProvider as _},
 };
 use opentelemetry_otlp::{ExporterBuildError, SpanExporter};
-use opentelemetry_sdk::{
-    Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider,
-};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing::{Span, Subscriber, field::Empty};
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -128,9 +126,12 @@ fn trace_layer<S>() -> Result<(impl Layer<S>, TraceExport), ExporterBuildError>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    let exporting = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+    let exporting = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
     let mut provider = SdkTracerProvider::builder().with_resource(resource());
     if exporting {
         // Endpoint, headers, timeout and compression come from the OTEL_EXPORTER_OTLP_*
@@ -315,7 +316,9 @@ mod tests {
             let span = tracing::info_span!("job");
             join_trace(&span, Some("00-not-a-trace-01"));
 
-            let passed_on = span.in_scope(current_traceparent).expect("a trace of its own");
+            let passed_on = span
+                .in_scope(current_traceparent)
+                .expect("a trace of its own");
 
             assert!(!passed_on.contains(TRACE_ID), "{passed_on}");
         });

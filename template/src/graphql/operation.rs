@@ -53,7 +53,9 @@ fn is_name(name: &str) -> bool {
 /// The first operation's declared name (`query Name …`), else its first root field
 /// (the field, not its alias). Fragment definitions are skipped.
 fn declared_or_root_field(document: &str) -> Option<&str> {
-    let mut tokens = Lexer::new(document).map_while(Result::ok).map(|token| token.item);
+    let mut tokens = Lexer::new(document)
+        .map_while(Result::ok)
+        .map(|token| token.item);
     let mut depth = 0usize;
     let mut parentheses = 0usize;
     let mut in_fragment = false;
@@ -130,9 +132,14 @@ mod tests {
 
     #[test]
     fn an_anonymous_operation_is_named_by_its_first_root_field() {
-        assert_eq!(single(json!({"query": "{ apiVersion }"})), Some("apiVersion".into()));
         assert_eq!(
-            single(json!({"query": "mutation($e: In = {a: {b: 1}}) { alias: register(x: {y: 1}) { id } }"})),
+            single(json!({"query": "{ apiVersion }"})),
+            Some("apiVersion".into())
+        );
+        assert_eq!(
+            single(
+                json!({"query": "mutation($e: In = {a: {b: 1}}) { alias: register(x: {y: 1}) { id } }"})
+            ),
             Some("register".into())
         );
         assert_eq!(
@@ -149,7 +156,10 @@ mod tests {
             Some("apiVersion".into())
         );
         // Braces concatenated: a format string would need them doubled.
-        assert_eq!(single(json!({"query": format!("query {long} ") + "{ a }"})), None);
+        assert_eq!(
+            single(json!({"query": format!("query {long} ") + "{ a }"})),
+            None
+        );
         assert_eq!(single(json!({"query": "not graphql ?"})), None);
     }
 

@@ -5,6 +5,7 @@ mod health;
 mod helpers;
 mod shutdown;
 mod storage;
+mod traces;
 {%- if auth %}
 
 mod auth;
