@@ -33,10 +33,6 @@ impl Received {
         hex(&self.span.trace_id)
     }
 
-    fn span_id(&self) -> String {
-        hex(&self.span.span_id)
-    }
-
     fn parent_span_id(&self) -> String {
         hex(&self.span.parent_span_id)
     }
@@ -48,6 +44,10 @@ impl Received {
             .find(|attribute| attribute.key == key)
             .and_then(string_value)
     }
+}
+
+fn is_server(received: &Received) -> bool {
+    received.span.kind == SpanKind::Server as i32
 }
 
 fn string_value(attribute: &KeyValue) -> Option<&str> {
@@ -249,11 +249,13 @@ async fn a_request_joins_its_callers_trace_named_by_its_operation() {
     let status = terminate(&mut server).await;
 
     assert!(status.success(), "exited with {status}");
-    let spans = collector.in_trace(&caller.trace_id);
-    let request = spans
-        .iter()
-        .find(|received| received.span.kind == SpanKind::Server as i32)
-        .unwrap_or_else(|| panic!("no server span in the caller's trace: {spans:#?}"));
+    // Sent by the flush at exit, or never.
+    let spans = collector
+        .wait_for_trace(&caller.trace_id, "server span", |spans| {
+            spans.iter().any(is_server)
+        })
+        .await;
+    let request = spans.iter().find(|received| is_server(received)).unwrap();
     assert_eq!(request.parent_span_id(), caller.span_id);
     assert_eq!(request.span.name, "POST /graphql");
     assert_eq!(request.attribute("graphql.operation"), Some("Version"));
@@ -346,14 +348,10 @@ async fn a_registrations_mail_job_runs_in_the_requests_trace() {
 
     let spans = collector
         .wait_for_trace(&caller.trace_id, "server and job spans", |spans| {
-            let server = spans.iter().any(|s| s.span.kind == SpanKind::Server as i32);
-            server && spans.iter().any(|received| received.span.name == "job")
+            spans.iter().any(is_server) && spans.iter().any(|received| received.span.name == "job")
         })
         .await;
-    let request = spans
-        .iter()
-        .find(|received| received.span.kind == SpanKind::Server as i32)
-        .unwrap();
+    let request = spans.iter().find(|received| is_server(received)).unwrap();
     assert_eq!(request.parent_span_id(), caller.span_id);
     assert_eq!(request.attribute("graphql.operation"), Some("register"));
     let job = spans
@@ -363,7 +361,7 @@ async fn a_registrations_mail_job_runs_in_the_requests_trace() {
     assert!(
         spans
             .iter()
-            .any(|received| received.span_id() == job.parent_span_id()
+            .any(|received| hex(&received.span.span_id) == job.parent_span_id()
                 && received.span.name != "job"),
         "the job's parent is a span of the request: {spans:#?}"
     );
