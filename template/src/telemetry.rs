@@ -191,13 +191,14 @@ pub fn join_trace(span: &Span, traceparent: Option<&str>) {
 fn set_remote_parent(span: &Span, carrier: &dyn Extractor) {
     let parent = TraceContextPropagator::new().extract_with_context(&Context::new(), carrier);
     if parent.span().span_context().is_valid() {
-        // Fails only for a span already started, which callers never pass.
+        // Fails for a span filtered out or already started: it then stays as it is.
         let _ = span.set_parent(parent);
     }
 }
 
-/// Names the GraphQL operation on the request span. `name` runs with traces on only:
-/// the name is for traces, never for logs' or metrics' labels.
+/// Names the GraphQL operation on the request span. `name` runs with traces on only.
+/// The name comes from the caller: keep it out of metrics' labels, where each new value
+/// would be a new series.
 pub fn record_graphql_operation(name: impl FnOnce() -> Option<String>) {
     if traces_on()
         && let Some(name) = name()
