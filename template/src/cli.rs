@@ -94,7 +94,9 @@ pub fn load_settings() -> anyhow::Result<Settings> {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = load_settings()?;
-    init_subscriber(get_subscriber(&settings.telemetry, std::io::stdout))?;
+    // Held until the server stops: dropping it sends the last spans.
+    let (subscriber, _traces) = get_subscriber(&settings.telemetry, std::io::stdout)?;
+    init_subscriber(subscriber)?;
     let application = Application::build(settings).await?;
     tracing::info!(port = application.port(), "Listening");
     application.run_until_stopped().await?;

@@ -94,6 +94,9 @@ pub struct GraphqlSettings {
 pub struct TelemetrySettings {
     pub filter: String,
     pub format: LogFormat,
+    /// Spans are OpenTelemetry spans, joining callers' and jobs' traces; exported over
+    /// OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (see `telemetry.rs`).
+    pub traces: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

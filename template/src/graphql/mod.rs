@@ -1,8 +1,10 @@
-//! The GraphQL API: schema roots, the per-request context and request limits.
+//! The GraphQL API: schema roots, the per-request context, request limits and the
+//! operation names traces carry.
 
 pub mod context;
 pub mod limits;
 pub mod metrics;
+pub mod operation;
 pub mod schema;
 
 pub use context::Context;

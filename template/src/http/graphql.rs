@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{
     config::GraphqlSettings,
     error::{AppError, graphql_error_body},
-    graphql::{Context, Schema, limits::RequestLimits, metrics::OperationMetrics, schema},
+    graphql::{Context, Schema, limits::RequestLimits, metrics::OperationMetrics, operation, schema},
     state::AppState,
 };
 
@@ -68,6 +68,7 @@ pub async fn post(
     let operations: GraphQLBatchRequest = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("malformed GraphQL request: {e}")))?;
     endpoint.limits.check(&operations)?;
+    crate::telemetry::record_graphql_operation(|| operation::name(&operations));
 
     let context = Context {
 {%- if auth %}

@@ -46,7 +46,9 @@ impl ModuleCommand for Command {
     async fn run(self, settings: Settings) -> anyhow::Result<()> {
         match self {
             Self::Worker => {
-                init_subscriber(get_subscriber(&settings.telemetry, std::io::stdout))?;
+                // Held until the worker stops: dropping it sends the last spans.
+                let (subscriber, _traces) = get_subscriber(&settings.telemetry, std::io::stdout)?;
+                init_subscriber(subscriber)?;
                 run_worker(settings).await
             }
             Self::Jobs { command } => match command {

@@ -47,6 +47,10 @@ pub(super) struct Envelope<J> {
     pub id: JobId,
     /// Runs that ended in an error so far.
     pub failures: u32,
+    /// The W3C `traceparent` of the span that queued the job: its runs join that trace.
+    /// Absent with traces off, and in jobs queued by releases before traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
     pub job: J,
 }
 
@@ -55,6 +59,7 @@ impl<J> Envelope<J> {
         Self {
             id: JobId::new(),
             failures: 0,
+            trace: crate::telemetry::current_traceparent(),
             job,
         }
     }
@@ -90,6 +95,15 @@ mod tests {
         );
         assert_eq!(printed.parse::<JobId>().unwrap(), id);
         assert!("not-an-id".parse::<JobId>().is_err());
+    }
+
+    #[test]
+    fn an_envelope_without_a_trace_still_decodes() {
+        let stored = r#"{"id":"0190b3f2-7c4e-7a39-8f3a-1c2d3e4f5a6b","failures":1,"job":7}"#;
+
+        let envelope: Envelope<u32> = serde_json::from_str(stored).unwrap();
+
+        assert_eq!((envelope.failures, envelope.trace, envelope.job), (1, None, 7));
     }
 
     #[test]

@@ -27,12 +27,15 @@ pub static TRACING: LazyLock<()> = LazyLock::new(|| {
     let settings = TelemetrySettings {
         filter: "info".into(),
         format: LogFormat::Pretty,
+        // Spans get trace ids, so tests can follow a trace into a job.
+        traces: true,
     };
-    let subscriber = if std::env::var_os("TEST_LOG").is_some() {
+    let built = if std::env::var_os("TEST_LOG").is_some() {
         get_subscriber(&settings, std::io::stdout)
     } else {
         get_subscriber(&settings, std::io::sink)
     };
+    let (subscriber, _traces) = built.expect("Failed to build the test subscriber");
     init_subscriber(subscriber).expect("Failed to install the test subscriber");
 });
 

@@ -6,6 +6,7 @@ mod helpers;
 mod metrics;
 mod shutdown;
 mod storage;
+mod traces;
 {%- if auth %}
 
 mod auth;

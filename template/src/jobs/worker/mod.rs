@@ -207,6 +207,7 @@ impl<H> Jobs<H> {
         let run = delivery.envelope.run();
         let kind = delivery.envelope.job.kind();
         let span = tracing::info_span!("job", id = %run.id, attempt = run.attempt);
+        crate::telemetry::join_trace(&span, delivery.envelope.trace.as_deref());
         async move {
             let job = delivery.envelope.job;
             let started = Instant::now();

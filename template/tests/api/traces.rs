@@ -1,0 +1,427 @@
+//! Traces, end to end: the real binaries export to an OTLP/HTTP collector run by the
+//! test. A request joins its caller's W3C trace{% if queue %} and the jobs it queues join the request{% endif %}.
+
+use std::{
+    process::{Child, Command},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
+    common::v1::{AnyValue, KeyValue, any_value::Value},
+    trace::v1::{Span, span::SpanKind},
+};
+use prost::Message as _;
+use serde_json::json;
+{%- if queue %}
+use tracing::Instrument as _;
+{%- endif %}
+
+use crate::shutdown::{binary, start_until_logged, terminate};
+
+/// A span as the collector received it, with the service that sent it.
+#[derive(Debug, Clone)]
+struct Received {
+    service: String,
+    span: Span,
+}
+
+impl Received {
+    fn trace_id(&self) -> String {
+        hex(&self.span.trace_id)
+    }
+
+    fn parent_span_id(&self) -> String {
+        hex(&self.span.parent_span_id)
+    }
+
+    fn attribute(&self, key: &str) -> Option<&str> {
+        self.span
+            .attributes
+            .iter()
+            .find(|attribute| attribute.key == key)
+            .and_then(string_value)
+    }
+}
+
+fn is_server(received: &Received) -> bool {
+    received.span.kind == SpanKind::Server as i32
+}
+
+fn string_value(attribute: &KeyValue) -> Option<&str> {
+    match &attribute.value {
+        Some(AnyValue {
+            value: Some(Value::StringValue(value)),
+        }) => Some(value),
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// An OTLP/HTTP collector on a free port: it keeps every span posted to `/v1/traces`.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<Received>>>,
+    exports: Arc<Mutex<usize>>,
+}
+
+impl Collector {
+    /// Starts the collector; returns it and its base URL, as OTEL_EXPORTER_OTLP_ENDPOINT.
+    fn start() -> (Self, String) {
+        let collector = Self::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let state = web::Data::new(collector.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(16 << 20))
+                .route("/v1/traces", web::post().to(receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        (collector, endpoint)
+    }
+
+    /// Export requests received so far.
+    fn exports(&self) -> usize {
+        *self.exports.lock().unwrap()
+    }
+
+    fn in_trace(&self, trace_id: &str) -> Vec<Received> {
+        let spans = self.spans.lock().unwrap();
+        spans
+            .iter()
+            .filter(|received| received.trace_id() == trace_id)
+            .cloned()
+            .collect()
+    }
+
+    /// The spans of `trace_id` once `done` holds for them, within 20 s.
+    async fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        what: &str,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let started = Instant::now();
+        loop {
+            let spans = self.in_trace(trace_id);
+            if done(&spans) {
+                return spans;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no {what} in trace {trace_id} after 20 s; received: {:#?}",
+                self.spans.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn receive(body: web::Bytes, collector: web::Data<Collector>) -> HttpResponse {
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    *collector.exports.lock().unwrap() += 1;
+    let mut spans = collector.spans.lock().unwrap();
+    for resource_spans in request.resource_spans {
+        let service = resource_spans
+            .resource
+            .iter()
+            .flat_map(|resource| &resource.attributes)
+            .find(|attribute| attribute.key == "service.name")
+            .and_then(string_value)
+            .unwrap_or_default()
+            .to_string();
+        for scope_spans in resource_spans.scope_spans {
+            spans.extend(scope_spans.spans.into_iter().map(|span| Received {
+                service: service.clone(),
+                span,
+            }));
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("application/x-protobuf")
+        .body(ExportTraceServiceResponse::default().encode_to_vec())
+}
+
+/// A caller's span, as its `traceparent` header names it.
+struct Caller {
+    trace_id: String,
+    span_id: String,
+}
+
+impl Caller {
+    fn new() -> Self {
+        let span_id = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            trace_id: uuid::Uuid::new_v4().simple().to_string(),
+            span_id: span_id[..16].to_string(),
+        }
+    }
+
+    fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+}
+
+/// The binary with `args`, traces on and exported to `endpoint` within 100 ms of a span's
+/// end, and no other OTEL_* variable of this environment.
+fn exporting(args: &[&str], endpoint: &str) -> Command {
+    let mut command = binary(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("APP_TELEMETRY__TRACES", "true")
+        .env("APP_HTTP__PORT", "0")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+{%- if uses_redis %}
+    // Keys of its own; processes that share a queue are given one prefix.
+    command.env("APP_REDIS__KEY_PREFIX", unique_prefix());
+{%- endif %}
+{%- if auth %}
+    // Registrations hash at the lowest cost: these tests are about traces.
+    command.env("APP_AUTH__BCRYPT_COST", "4");
+{%- endif %}
+    command
+}
+{%- if uses_redis %}
+
+/// Keeps the tests' Redis keys apart.
+fn unique_prefix() -> String {
+    format!("test:{}:", uuid::Uuid::new_v4().simple())
+}
+{%- endif %}
+
+/// Starts the server; returns it and its base URL.
+fn serve(command: &mut Command) -> (Child, String) {
+    let (child, listening) = start_until_logged(command, "Listening");
+    let port = listening["port"].as_u64().expect("no port in the log line");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+async fn post_graphql(
+    address: &str,
+    caller: &Caller,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(format!("{address}/graphql"))
+        .header("traceparent", caller.traceparent())
+        .json(&body)
+        .send()
+        .await
+        .expect("Failed to send the request");
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_request_joins_its_callers_trace_named_by_its_operation() {
+    let (collector, endpoint) = Collector::start();
+    let (mut server, address) = serve(
+        // Batches wait a minute: only the flush at shutdown can send the span in time.
+        exporting(&["serve"], &endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+    );
+    let caller = Caller::new();
+
+    post_graphql(
+        &address,
+        &caller,
+        json!({ "query": "query Version { apiVersion }" }),
+    )
+    .await;
+    let status = terminate(&mut server).await;
+
+    assert!(status.success(), "exited with {status}");
+    // Sent by the flush at exit, or never.
+    let spans = collector
+        .wait_for_trace(&caller.trace_id, "server span", |spans| {
+            spans.iter().any(is_server)
+        })
+        .await;
+    let request = spans.iter().find(|received| is_server(received)).unwrap();
+    assert_eq!(request.parent_span_id(), caller.span_id);
+    assert_eq!(request.span.name, "POST /graphql");
+    assert_eq!(request.attribute("graphql.operation"), Some("Version"));
+    assert_eq!(request.service, "{{project-name}}");
+}
+
+#[tokio::test]
+async fn with_traces_off_nothing_is_exported() {
+    let (collector, endpoint) = Collector::start();
+    let (mut server, address) =
+        serve(exporting(&["serve"], &endpoint).env("APP_TELEMETRY__TRACES", "false"));
+
+    post_graphql(
+        &address,
+        &Caller::new(),
+        json!({ "query": "{ apiVersion }" }),
+    )
+    .await;
+    let status = terminate(&mut server).await;
+
+    assert!(status.success(), "exited with {status}");
+    assert_eq!(
+        collector.exports(),
+        0,
+        "{:#?}",
+        collector.spans.lock().unwrap()
+    );
+}
+{%- if queue %}
+
+#[tokio::test]
+async fn a_job_queued_in_a_trace_runs_in_that_trace() {
+    use {{crate_name}}::{
+        jobs::{Job, Jobs},
+        telemetry::{current_traceparent, join_trace},
+    };
+
+    // The test's own spans get trace ids (see `helpers::TRACING`).
+    std::sync::LazyLock::force(&crate::helpers::TRACING);
+    let (collector, endpoint) = Collector::start();
+    let prefix = unique_prefix();
+    let (mut worker, _) = start_until_logged(
+        exporting(&["worker"], &endpoint).env("APP_REDIS__KEY_PREFIX", &prefix),
+        "Worker started",
+    );
+    let redis = crate::jobs::redis_under(crate::redis_server::url(), &prefix).await;
+    let jobs = Jobs::on(&redis, &crate::jobs::fast_settings());
+    let caller = Caller::new();
+    let queuing = tracing::info_span!("queuing");
+    join_trace(&queuing, Some(&caller.traceparent()));
+    let queued_by = queuing.in_scope(current_traceparent).expect("a trace");
+
+    jobs.enqueue(Job::PurgeDeadJobs)
+        .instrument(queuing)
+        .await
+        .unwrap();
+
+    let spans = collector
+        .wait_for_trace(&caller.trace_id, "job span", |spans| {
+            spans.iter().any(|received| received.span.name == "job")
+        })
+        .await;
+    let job = spans
+        .iter()
+        .find(|received| received.span.name == "job")
+        .unwrap();
+    assert_eq!(
+        job.parent_span_id(),
+        queued_by.split('-').nth(2).unwrap(),
+        "the job is a child of the span that queued it"
+    );
+    assert!(terminate(&mut worker).await.success());
+}
+{%- endif %}
+{%- if auth and email and queue %}
+
+#[tokio::test]
+async fn a_registrations_mail_job_runs_in_the_requests_trace() {
+    let (collector, endpoint) = Collector::start();
+    let prefix = unique_prefix();
+    let (mut worker, _) = start_until_logged(
+        exporting(&["worker"], &endpoint).env("APP_REDIS__KEY_PREFIX", &prefix),
+        "Worker started",
+    );
+    let (mut server, address) =
+        serve(exporting(&["serve"], &endpoint).env("APP_REDIS__KEY_PREFIX", &prefix));
+    let caller = Caller::new();
+
+    register(&address, &caller).await;
+
+    let spans = collector
+        .wait_for_trace(&caller.trace_id, "server and job spans", |spans| {
+            spans.iter().any(is_server) && spans.iter().any(|received| received.span.name == "job")
+        })
+        .await;
+    let request = spans.iter().find(|received| is_server(received)).unwrap();
+    assert_eq!(request.parent_span_id(), caller.span_id);
+    assert_eq!(request.attribute("graphql.operation"), Some("register"));
+    let job = spans
+        .iter()
+        .find(|received| received.span.name == "job")
+        .unwrap();
+    assert!(
+        spans
+            .iter()
+            .any(|received| hex(&received.span.span_id) == job.parent_span_id()
+                && received.span.name != "job"),
+        "the job's parent is a span of the request: {spans:#?}"
+    );
+    assert!(terminate(&mut server).await.success());
+    assert!(terminate(&mut worker).await.success());
+}
+
+#[tokio::test]
+async fn with_traces_off_a_queued_job_carries_no_trace() {
+    let (_collector, endpoint) = Collector::start();
+    let prefix = unique_prefix();
+    let (mut server, address) = serve(
+        exporting(&["serve"], &endpoint)
+            .env("APP_TELEMETRY__TRACES", "false")
+            .env("APP_REDIS__KEY_PREFIX", &prefix),
+    );
+
+    // A registration queues its mail, once it has answered.
+    register(&address, &Caller::new()).await;
+    let queued = queued_jobs(&prefix).await;
+
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(!queued[0].contains("\"trace\""), "{}", queued[0]);
+    assert!(terminate(&mut server).await.success());
+}
+
+async fn register(address: &str, caller: &Caller) {
+    let body = post_graphql(
+        address,
+        caller,
+        json!({
+            "query": "mutation($email: String!, $password: String!) { register(email: $email, password: $password) { message } }",
+            "variables": { "email": crate::auth::unique_email(), "password": crate::auth::PASSWORD },
+        }),
+    )
+    .await;
+    assert!(body["errors"].is_null(), "{body}");
+}
+
+/// The JSON of the jobs in the stream of the queue under `prefix`, once there are any
+/// (within 10 s).
+async fn queued_jobs(prefix: &str) -> Vec<String> {
+    let redis = crate::jobs::redis_under(crate::redis_server::url(), prefix).await;
+    let stream = ["{", prefix, "jobs}:stream"].concat();
+    let started = Instant::now();
+    loop {
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut redis.connection())
+            .await
+            .unwrap();
+        if !entries.is_empty() || started.elapsed() > Duration::from_secs(10) {
+            return entries
+                .into_iter()
+                .flat_map(|(_, fields)| fields.into_iter().map(|(_, job)| job))
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+{%- endif %}
