@@ -53,8 +53,8 @@ pub fn ensure_pinned(
 /// process dies).
 fn install_lock(root: &Path) -> Result<fs::File> {
     let path = root.with_extension("lock");
-    let file = fs::File::create(&path)
-        .with_context(|| format!("failed to create {}", path.display()))?;
+    let file =
+        fs::File::create(&path).with_context(|| format!("failed to create {}", path.display()))?;
     file.lock()
         .with_context(|| format!("failed to lock {}", path.display()))?;
     Ok(file)
