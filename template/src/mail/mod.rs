@@ -8,13 +8,11 @@ mod transport;
 
 use std::sync::Arc;
 
-use lettre::{
-    Message,
-    message::{Mailbox, MultiPart},
-};
+use lettre::message::{Mailbox, MultiPart};
 
 pub use settings::{MailSettings, TransportKind};
-pub use templates::Mail;
+pub(crate) use templates::mails;
+pub use templates::{Compose, Mail, Message};
 pub use transport::{FileTransport, MailTransport, SmtpTransport};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +29,7 @@ pub enum MailError {
     Unreachable,
 }
 
-/// Sends [`Mail`] from the configured sender, with links rooted at `base_url`.
+/// Sends [`Message`]s from the configured sender, with links rooted at `base_url`.
 pub struct Mailer {
     transport: Arc<dyn MailTransport>,
     from: Mailbox,
@@ -93,15 +91,15 @@ impl Mailer {
 
     /// # Errors
     /// Fails on an invalid recipient or when the transport fails.
-    #[tracing::instrument(name = "Sending mail", skip_all, fields(subject = %mail.subject))]
-    pub async fn send(&self, to: &str, mail: &Mail) -> Result<(), MailError> {
-        let message = Message::builder()
+    #[tracing::instrument(name = "Sending mail", skip_all, fields(subject = %message.subject))]
+    pub async fn send(&self, to: &str, message: &Message) -> Result<(), MailError> {
+        let message = lettre::Message::builder()
             .from(self.from.clone())
             .to(to.parse()?)
-            .subject(&mail.subject)
+            .subject(&message.subject)
             .multipart(MultiPart::alternative_plain_html(
-                mail.text.clone(),
-                mail.html.clone(),
+                message.text.clone(),
+                message.html.clone(),
             ))?;
         self.transport.send(message).await
     }
