@@ -1,7 +1,7 @@
 //! The account mails. Each says what happened and what to do if it was not you; the
 //! wording is in `templates/mail/` (see [`crate::mail::templates`]).
 
-crate::mail::mails! {
+crate::mail::templates::mails! {
     /// An account mail with what its templates show.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum Mail {
@@ -40,7 +40,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::mail::templates::assert_snapshot;
+    use crate::mail::{Compose as _, templates::assert_snapshot};
 
     /// A link whose query needs escaping in HTML: the base URL comes from the settings.
     const LINK: &str = r#"https://example.com/a?b=<script>alert('x')</script>&c="d"&token=abc"#;
@@ -51,6 +51,16 @@ mod tests {
         assert_eq!(describe(Duration::from_secs(3600)), "1 hour");
         assert_eq!(describe(Duration::from_secs(900)), "15 minutes");
         assert_eq!(describe(Duration::from_secs(90)), "90 seconds");
+    }
+
+    #[test]
+    fn links_are_escaped_in_html_and_kept_as_they_are_in_text() {
+        let message = Mail::AddressTaken { link: LINK.into() }.compose().unwrap();
+
+        let escaped = "href=\"https://example.com/a?b=&#60;script&#62;alert(&#39;x&#39;)";
+        assert!(message.text.contains(LINK), "{}", message.text);
+        assert!(!message.html.contains("<script>"), "{}", message.html);
+        assert!(message.html.contains(escaped), "{}", message.html);
     }
 
     #[test]

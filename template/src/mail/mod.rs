@@ -11,7 +11,6 @@ use std::sync::Arc;
 use lettre::message::{Mailbox, MultiPart};
 
 pub use settings::{MailSettings, TransportKind};
-pub(crate) use templates::mails;
 pub use templates::{Compose, Mail, Message};
 pub use transport::{FileTransport, MailTransport, SmtpTransport};
 
@@ -27,9 +26,11 @@ pub enum MailError {
     File(#[from] lettre::transport::file::Error),
     #[error("the mail server did not accept a connection")]
     Unreachable,
+    #[error("failed to render the mail: {0}")]
+    Render(#[from] askama::Error),
 }
 
-/// Sends [`Message`]s from the configured sender, with links rooted at `base_url`.
+/// Sends mail from the configured sender, with links rooted at `base_url`.
 pub struct Mailer {
     transport: Arc<dyn MailTransport>,
     from: Mailbox,
@@ -89,10 +90,15 @@ impl Mailer {
         format!("{}?token={token}", self.url(path))
     }
 
+    /// Sends `mail`: a kind of mail with its data, or a [`Message`] composed earlier.
+    ///
     /// # Errors
-    /// Fails on an invalid recipient or when the transport fails.
-    #[tracing::instrument(name = "Sending mail", skip_all, fields(subject = %message.subject))]
-    pub async fn send(&self, to: &str, message: &Message) -> Result<(), MailError> {
+    /// Fails on an invalid recipient, when the mail fails to render or when the
+    /// transport fails.
+    #[tracing::instrument(name = "Sending mail", skip_all, fields(subject))]
+    pub async fn send(&self, to: &str, mail: &impl Compose) -> Result<(), MailError> {
+        let message = mail.compose()?;
+        tracing::Span::current().record("subject", &message.subject);
         let message = lettre::Message::builder()
             .from(self.from.clone())
             .to(to.parse()?)

@@ -2,6 +2,10 @@
 //! `<name>.txt` and `<name>.html`, the bodies extending `base.txt` and `base.html`.
 //! askama compiles them into the binary and checks them against the mail's fields at
 //! build time; what an HTML template shows is HTML-escaped, what a text one shows is not.
+//!
+//! Add a mail: its three files, and a variant on [`Mail`] (or on a module's own
+//! [`mails!`] enum, such as the account mails) naming them; snapshot it with
+//! `assert_snapshot` into `src/mail/snapshots/`.
 
 /// A mail ready to send; serializable so that a job can carry it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -18,21 +22,20 @@ pub trait Compose {
     fn compose(&self) -> Result<Message, askama::Error>;
 }
 
+/// A message composes to itself, so that [`super::Mailer::send`] takes either.
+impl Compose for Message {
+    fn compose(&self) -> Result<Message, askama::Error> {
+        Ok(self.clone())
+    }
+}
+
 /// Who the layouts sign mails with: the crate's name.
 pub const SIGNATURE: &str = env!("CARGO_PKG_NAME");
 
-/// Declares an enum of mails and implements [`Compose`] for it. Each variant names its
-/// three templates; their expressions see the variant's fields by name and `signature`.
-///
-/// ```ignore
-/// mails! {
-///     pub enum Mail {
-///         /// Doc comments are kept.
-///         #[templates("mail/x.subject.txt", "mail/x.txt", "mail/x.html")]
-///         X { link: String },
-///     }
-/// }
-/// ```
+/// Declares an enum of mails and implements [`Compose`] for it, as [`Mail`] below shows:
+/// each variant names its three templates with `#[templates(subject, text, html)]`, and
+/// their expressions see its fields by name, plus `signature`. askama derives one
+/// template per type, so every variant gets three small template structs of its own.
 macro_rules! mails {
     (
         $(#[$enum_attr:meta])*
@@ -87,7 +90,7 @@ macro_rules! mails {
 }
 pub(crate) use mails;
 
-mails! {
+crate::mail::templates::mails! {
     /// The mail module's own mails.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum Mail {
@@ -97,8 +100,8 @@ mails! {
     }
 }
 
-/// Snapshots `mail` as it is sent, subject, text and HTML, in `snapshots/<name>.snap`
-/// beside the calling file.
+/// Snapshots `mail` as it is sent, subject, text and HTML, in
+/// `src/mail/snapshots/<name>.snap`: every mail's wording in one folder for review.
 #[cfg(test)]
 pub fn assert_snapshot(name: &str, mail: &impl Compose) {
     let message = mail.compose().unwrap();

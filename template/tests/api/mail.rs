@@ -5,10 +5,8 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::Value;
 
-{% if queue %}use {{crate_name}}::jobs::Job;
-{% endif %}use {{crate_name}}::mail::{
-    Compose as _, FileTransport, Mail, MailSettings, Mailer, Message, TransportKind,
-};
+{% if queue %}use {{crate_name}}::{jobs::Job, mail::Compose as _};
+{% endif %}use {{crate_name}}::mail::{FileTransport, Mail, MailSettings, Mailer, TransportKind};
 
 use crate::helpers::{TestApp, spawn_app{% if queue %}, free_port, spawn_app_with{% endif %}};
 
@@ -56,11 +54,6 @@ impl TestApp {
     }
 }
 
-/// The mail of `send-test-mail`, as sent.
-fn test_message() -> Message {
-    Mail::SendTest.compose().unwrap()
-}
-
 fn decode_quoted_printable(text: &str) -> String {
     let joined = text.replace("=\r\n", "").replace("=\n", "");
     let bytes = joined.as_bytes();
@@ -92,7 +85,7 @@ async fn the_file_transport_writes_a_message_with_text_and_html() {
     let mailer = Mailer::new(transport, "App <no-reply@example.com>", "http://localhost").unwrap();
 
     mailer
-        .send("ada@example.com", &test_message())
+        .send("ada@example.com", &Mail::SendTest)
         .await
         .unwrap();
 
@@ -117,7 +110,7 @@ async fn an_invalid_recipient_is_refused_before_sending() {
     let transport = Arc::new(FileTransport::new(dir.path()).unwrap());
     let mailer = Mailer::new(transport, "no-reply@example.com", "http://localhost").unwrap();
 
-    let sent = mailer.send("not an address", &test_message()).await;
+    let sent = mailer.send("not an address", &Mail::SendTest).await;
 
     assert!(sent.is_err());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -205,7 +198,7 @@ async fn the_smtp_transport_delivers_text_and_html_to_an_smtp_server() {
     let mailer = smtp_mailer(&format!("smtp://127.0.0.1:{port}"), 5);
 
     mailer
-        .send("ada@example.com", &test_message())
+        .send("ada@example.com", &Mail::SendTest)
         .await
         .unwrap();
     drop(mailer); // closes the pooled connection, so the server sees QUIT or EOF
@@ -235,7 +228,7 @@ async fn queued_mail_is_retried_until_the_smtp_server_answers() {
     .await;
     let job = Job::SendMail {
         to: "ada@example.com".into(),
-        message: test_message(),
+        message: Mail::SendTest.compose().unwrap(),
     };
 
     app.state.jobs.enqueue(job).await.unwrap();
