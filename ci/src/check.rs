@@ -102,7 +102,7 @@ fn run_checks(
         .context("render failed")?;
     report.render_time = started.elapsed();
 
-    let leftovers = scan::leftover_tags(&project)?;
+    let leftovers = scan::leftover_tags(&project, &scan::Verbatim::of_template()?)?;
     if !leftovers.is_empty() {
         let lines: Vec<String> = leftovers.iter().map(ToString::to_string).collect();
         bail!("leftover template tags:\n{}", lines.join("\n"));

@@ -17,10 +17,11 @@ fn render_example(example: &examples::Example) -> (tempfile::TempDir, std::path:
 
 #[test]
 fn every_example_renders_without_leftover_tags() {
+    let verbatim = scan::Verbatim::of_template().unwrap();
     for example in examples::all().unwrap() {
         let (_dir, project) = render_example(&example);
 
-        let leftovers = scan::leftover_tags(&project).unwrap();
+        let leftovers = scan::leftover_tags(&project, &verbatim).unwrap();
 
         assert!(
             leftovers.is_empty(),
@@ -33,6 +34,43 @@ fn every_example_renders_without_leftover_tags() {
                 .join("\n")
         );
     }
+}
+
+/// The files excluded from Liquid arrive byte for byte, tags of their own included, and
+/// only they are spared by the scan: a tag left anywhere else is still reported.
+#[test]
+fn only_the_files_excluded_from_liquid_may_hold_tags() {
+    let verbatim = scan::Verbatim::of_template().unwrap();
+    let full = examples::select(&["full".to_string()]).unwrap().remove(0);
+    let (_dir, project) = render_example(&full);
+    let spared: Vec<_> = scan::files(&project)
+        .unwrap()
+        .into_iter()
+        .filter(|file| verbatim.contains(file.strip_prefix(&project).unwrap()))
+        .collect();
+    let mut with_tags = 0;
+    for file in &spared {
+        let relative = file.strip_prefix(&project).unwrap();
+        let source = examples::repo_root().join("template").join(relative);
+        let text = std::fs::read_to_string(file).unwrap();
+        assert_eq!(
+            text,
+            std::fs::read_to_string(source).unwrap(),
+            "{}",
+            relative.display()
+        );
+        with_tags += usize::from(text.contains("{{") || text.contains("{%"));
+    }
+    assert!(with_tags > 0, "no verbatim file holds a tag: {spared:#?}");
+
+    let readme = project.join("README.md");
+    let text = std::fs::read_to_string(&readme).unwrap();
+    std::fs::write(&readme, format!("{text}\nSee {{{{ forgotten }}}}.\n")).unwrap();
+    let leftovers = scan::leftover_tags(&project, &verbatim).unwrap();
+
+    let reported: Vec<String> = leftovers.iter().map(ToString::to_string).collect();
+    assert_eq!(reported.len(), 1, "{reported:#?}");
+    assert!(reported[0].starts_with("README.md:"), "{reported:#?}");
 }
 
 #[test]

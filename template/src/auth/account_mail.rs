@@ -8,12 +8,13 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuthSettings, mails,
+    AuthSettings,
+    mails::{self, Mail},
     tokens::{OneTimeTokens, Purpose},
 };
 use crate::{
     domain::{Email, UserId},
-    mail::Mailer,
+    mail::{Compose as _, Mailer},
     redis::Redis,
 };
 
@@ -76,17 +77,21 @@ impl AccountMailer {
     /// Fails when Redis or the mail transport fails.
     pub async fn send(&self, mail: &AccountMail) -> anyhow::Result<()> {
         let message = match mail.about {
-            About::ConfirmEmail { user } => {
-                let link = self.link(Purpose::ConfirmEmail, user).await?;
-                mails::confirm_email(&link, &mails::describe(self.confirm_ttl))
-            }
-            About::ResetPassword { user } => {
-                let link = self.link(Purpose::ResetPassword, user).await?;
-                mails::reset_password(&link, &mails::describe(self.reset_ttl))
-            }
-            About::AddressTaken => mails::already_registered(&self.mailer.url("/forgot-password")),
-            About::PasswordChanged => mails::password_changed(),
-        };
+            About::ConfirmEmail { user } => Mail::ConfirmEmail {
+                link: self.link(Purpose::ConfirmEmail, user).await?,
+                expires_in: mails::describe(self.confirm_ttl),
+            },
+            About::ResetPassword { user } => Mail::ResetPassword {
+                link: self.link(Purpose::ResetPassword, user).await?,
+                expires_in: mails::describe(self.reset_ttl),
+            },
+            About::AddressTaken => Mail::AddressTaken {
+                link: self.mailer.url("/forgot-password"),
+            },
+            About::PasswordChanged => Mail::PasswordChanged,
+        }
+        .compose()
+        .context("Failed to render an account mail")?;
         self.mailer
             .send(mail.to.as_ref(), &message)
             .await

@@ -1,64 +1,24 @@
-//! The account mails. Each says what happened and what to do if it was not you.
+//! The account mails. Each says what happened and what to do if it was not you; the
+//! wording is in `templates/mail/` (see [`crate::mail::templates`]).
 
-use crate::mail::{Mail, templates::Action};
-
-pub fn confirm_email(link: &str, expires_in: &str) -> Mail {
-    let instructions = format!(
-        "Thanks for signing up. Confirm that this address is yours with the link below; it works once and expires in {expires_in}."
-    );
-    Mail::compose(
-        "Confirm your email address",
-        &[
-            &instructions,
-            "If you did not sign up, ignore this message: no account is confirmed without the link.",
-        ],
-        Some(Action {
-            label: "Confirm your email",
-            url: link,
-        }),
-    )
-}
-
-pub fn already_registered(link: &str) -> Mail {
-    Mail::compose(
-        "Someone tried to sign up with your address",
-        &[
-            "Someone tried to create an account with this email address, but you already have one.",
-            "If it was you, sign in instead, or reset your password with the link below. If it was not you, ignore this message: your account is unchanged.",
-        ],
-        Some(Action {
-            label: "Reset your password",
-            url: link,
-        }),
-    )
-}
-
-pub fn reset_password(link: &str, expires_in: &str) -> Mail {
-    let instructions = format!(
-        "We received a request to reset your password. Choose a new one with the link below; it works once and expires in {expires_in}."
-    );
-    Mail::compose(
-        "Reset your password",
-        &[
-            &instructions,
-            "If you did not ask for this, ignore this message: your password stays as it is.",
-        ],
-        Some(Action {
-            label: "Choose a new password",
-            url: link,
-        }),
-    )
-}
-
-pub fn password_changed() -> Mail {
-    Mail::compose(
-        "Your password was changed",
-        &[
-            "The password of your account was just changed, and every session was signed out.",
-            "If you did not do this, reset your password at once and tell us: someone else may have access to your email.",
-        ],
-        None,
-    )
+crate::mail::templates::mails! {
+    /// An account mail with what its templates show.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Mail {
+        /// A new account's confirmation link, which expires in `expires_in`.
+        #[templates("mail/confirm_email.subject.txt", "mail/confirm_email.txt", "mail/confirm_email.html")]
+        ConfirmEmail { link: String, expires_in: String },
+        /// Someone tried to register the address of an existing account; `link` leads
+        /// to the password-reset form.
+        #[templates("mail/address_taken.subject.txt", "mail/address_taken.txt", "mail/address_taken.html")]
+        AddressTaken { link: String },
+        /// A password-reset link, which expires in `expires_in`.
+        #[templates("mail/reset_password.subject.txt", "mail/reset_password.txt", "mail/reset_password.html")]
+        ResetPassword { link: String, expires_in: String },
+        /// The account's password was changed or reset.
+        #[templates("mail/password_changed.subject.txt", "mail/password_changed.txt", "mail/password_changed.html")]
+        PasswordChanged,
+    }
 }
 
 /// "24 hours", "1 hour", "15 minutes", "30 seconds".
@@ -80,6 +40,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::mail::{Compose as _, templates::assert_snapshot};
+
+    /// A link whose query needs escaping in HTML: the base URL comes from the settings.
+    const LINK: &str = r#"https://example.com/a?b=<script>alert('x')</script>&c="d"&token=abc"#;
 
     #[test]
     fn durations_read_naturally() {
@@ -90,16 +54,41 @@ mod tests {
     }
 
     #[test]
-    fn every_account_mail_says_what_to_do_if_it_was_not_you() {
-        let link = "https://example.com/x?token=abc";
-        for mail in [
-            confirm_email(link, "1 hour"),
-            already_registered(link),
-            reset_password(link, "1 hour"),
-            password_changed(),
-        ] {
-            assert!(mail.text.contains("not"), "{}", mail.subject);
-            assert!(mail.html.contains("<p>"), "{}", mail.subject);
-        }
+    fn links_are_escaped_in_html_and_kept_as_they_are_in_text() {
+        let message = Mail::AddressTaken { link: LINK.into() }.compose().unwrap();
+
+        let escaped = "href=\"https://example.com/a?b=&#60;script&#62;alert(&#39;x&#39;)";
+        assert!(message.text.contains(LINK), "{}", message.text);
+        assert!(!message.html.contains("<script>"), "{}", message.html);
+        assert!(message.html.contains(escaped), "{}", message.html);
+    }
+
+    #[test]
+    fn the_confirmation_mail_as_sent() {
+        let mail = Mail::ConfirmEmail {
+            link: LINK.into(),
+            expires_in: "24 hours".into(),
+        };
+        assert_snapshot("account_confirm_email", &mail);
+    }
+
+    #[test]
+    fn the_address_taken_mail_as_sent() {
+        let mail = Mail::AddressTaken { link: LINK.into() };
+        assert_snapshot("account_address_taken", &mail);
+    }
+
+    #[test]
+    fn the_reset_mail_as_sent() {
+        let mail = Mail::ResetPassword {
+            link: LINK.into(),
+            expires_in: "1 hour".into(),
+        };
+        assert_snapshot("account_reset_password", &mail);
+    }
+
+    #[test]
+    fn the_password_changed_mail_as_sent() {
+        assert_snapshot("account_password_changed", &Mail::PasswordChanged);
     }
 }

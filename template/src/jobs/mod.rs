@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-{% if email %}use crate::mail::{Mail, Mailer};
+{% if email %}use crate::mail::{Mailer, Message};
 {% endif %}pub use envelope::{JobId, JobRun};
 pub use metrics::JobKind;
 pub use queue::{DeadJob, JobError, JobQueue, JobStats};
@@ -52,7 +52,7 @@ impl Jobs {
 pub enum Job {
 {%- if email %}
     /// Delivers one message; retried while the mail server fails.
-    SendMail { to: String, mail: Mail },
+    SendMail { to: String, message: Message },
 {%- endif %}
 {%- if auth and email %}
     /// An account mail; its link's token is issued when it is sent, so no job holds one.
@@ -98,7 +98,7 @@ pub async fn perform(job: Job, run: JobRun, context: Arc<JobContext>) -> anyhow:
 {%- if email %}
         // Sending twice after a crash between delivery and acknowledgement is the
         // accepted cost of never losing a message.
-        Job::SendMail { to, mail } => context.mailer.send(&to, &mail).await?,
+        Job::SendMail { to, message } => context.mailer.send(&to, &message).await?,
 {%- endif %}
 {%- if auth and email %}
         Job::AccountMail(mail) => context.account_mails.send(&mail).await?,

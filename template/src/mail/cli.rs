@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{Mailer, templates};
+use super::{Mail, Mailer};
 use crate::{cli::ModuleCommand, config::Settings};
 
 #[derive(Subcommand)]
@@ -19,7 +19,7 @@ impl ModuleCommand for Command {
         match self {
             Self::SendTestMail { to } => {
                 let mailer = Mailer::from_settings(&settings.mail)?;
-                mailer.send(&to, &templates::test_message()).await?;
+                mailer.send(&to, &Mail::SendTest).await?;
                 println!(
                     "Sent a test message to {to} ({:?} transport)",
                     settings.mail.transport

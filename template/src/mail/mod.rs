@@ -8,13 +8,10 @@ mod transport;
 
 use std::sync::Arc;
 
-use lettre::{
-    Message,
-    message::{Mailbox, MultiPart},
-};
+use lettre::message::{Mailbox, MultiPart};
 
 pub use settings::{MailSettings, TransportKind};
-pub use templates::Mail;
+pub use templates::{Compose, Mail, Message};
 pub use transport::{FileTransport, MailTransport, SmtpTransport};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +26,11 @@ pub enum MailError {
     File(#[from] lettre::transport::file::Error),
     #[error("the mail server did not accept a connection")]
     Unreachable,
+    #[error("failed to render the mail: {0}")]
+    Render(#[from] askama::Error),
 }
 
-/// Sends [`Mail`] from the configured sender, with links rooted at `base_url`.
+/// Sends mail from the configured sender, with links rooted at `base_url`.
 pub struct Mailer {
     transport: Arc<dyn MailTransport>,
     from: Mailbox,
@@ -91,17 +90,22 @@ impl Mailer {
         format!("{}?token={token}", self.url(path))
     }
 
+    /// Sends `mail`: a kind of mail with its data, or a [`Message`] composed earlier.
+    ///
     /// # Errors
-    /// Fails on an invalid recipient or when the transport fails.
-    #[tracing::instrument(name = "Sending mail", skip_all, fields(subject = %mail.subject))]
-    pub async fn send(&self, to: &str, mail: &Mail) -> Result<(), MailError> {
-        let message = Message::builder()
+    /// Fails on an invalid recipient, when the mail fails to render or when the
+    /// transport fails.
+    #[tracing::instrument(name = "Sending mail", skip_all, fields(subject))]
+    pub async fn send(&self, to: &str, mail: &impl Compose) -> Result<(), MailError> {
+        let message = mail.compose()?;
+        tracing::Span::current().record("subject", &message.subject);
+        let message = lettre::Message::builder()
             .from(self.from.clone())
             .to(to.parse()?)
-            .subject(&mail.subject)
+            .subject(&message.subject)
             .multipart(MultiPart::alternative_plain_html(
-                mail.text.clone(),
-                mail.html.clone(),
+                message.text.clone(),
+                message.html.clone(),
             ))?;
         self.transport.send(message).await
     }

@@ -1,71 +1,117 @@
-//! Message templates: every mail has a text and an HTML body built from the same parts,
-//! with user data HTML-escaped. Edit the wording here.
+//! Mail wording lives in `templates/mail/`: each mail has `<name>.subject.txt`,
+//! `<name>.txt` and `<name>.html`, the bodies extending `base.txt` and `base.html`.
+//! askama compiles them into the binary and checks them against the mail's fields at
+//! build time; what an HTML template shows is HTML-escaped, what a text one shows is not.
+//!
+//! Add a mail: its three files, and a variant on [`Mail`] (or on a module's own
+//! [`mails!`] enum, such as the account mails) naming them; snapshot it with
+//! `assert_snapshot` into `src/mail/snapshots/`.
 
-/// A message ready to send; serializable so that a job can carry it.
+/// A mail ready to send; serializable so that a job can carry it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Mail {
+pub struct Message {
     pub subject: String,
     pub text: String,
     pub html: String,
 }
 
-/// A call to action: a button in HTML, a bare URL in text.
-pub struct Action<'a> {
-    pub label: &'a str,
-    pub url: &'a str,
+/// A kind of mail that renders into a [`Message`]; [`mails!`] implements it.
+pub trait Compose {
+    /// # Errors
+    /// Fails when a value a template shows fails to format.
+    fn compose(&self) -> Result<Message, askama::Error>;
 }
 
-impl Mail {
-    /// Lays out `paragraphs` and an optional `action` the same way in both bodies.
-    pub fn compose(subject: &str, paragraphs: &[&str], action: Option<Action<'_>>) -> Self {
-        let mut text = paragraphs.join("\n\n");
-        let mut html: String = paragraphs
-            .iter()
-            .map(|paragraph| format!("<p>{}</p>\n", escape_html(paragraph)))
-            .collect();
-        if let Some(action) = action {
-            text.push_str(&format!("\n\n{}: {}", action.label, action.url));
-            html.push_str(&format!(
-                "<p><a href=\"{url}\">{label}</a></p>\n<p>{url_text}</p>\n",
-                url = escape_html(action.url),
-                label = escape_html(action.label),
-                url_text = escape_html(action.url),
-            ));
-        }
-        text.push('\n');
-        Self {
-            subject: subject.to_string(),
-            html: format!(
-                "<!doctype html>\n<html><body style=\"font-family: sans-serif\">\n{html}</body></html>\n"
-            ),
-            text,
-        }
+/// A message composes to itself, so that [`super::Mailer::send`] takes either.
+impl Compose for Message {
+    fn compose(&self) -> Result<Message, askama::Error> {
+        Ok(self.clone())
     }
 }
 
-/// Escapes the five characters with meaning in HTML text and attributes.
-pub fn escape_html(input: &str) -> String {
-    let mut escaped = String::with_capacity(input.len());
-    for c in input.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            other => escaped.push(other),
+/// Who the layouts sign mails with: the crate's name.
+pub const SIGNATURE: &str = env!("CARGO_PKG_NAME");
+
+/// Declares an enum of mails and implements [`Compose`] for it, as [`Mail`] below shows:
+/// each variant names its three templates with `#[templates(subject, text, html)]`, and
+/// their expressions see its fields by name, plus `signature`. askama derives one
+/// template per type, so every variant gets three small template structs of its own.
+macro_rules! mails {
+    (
+        $(#[$enum_attr:meta])*
+        $vis:vis enum $enum:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                #[templates($subject:literal, $text:literal, $html:literal)]
+                $variant:ident $({ $($field:ident: $type:ty),* $(,)? })?
+            ),+ $(,)?
         }
+    ) => {
+        $(#[$enum_attr])*
+        $vis enum $enum {
+            $( $(#[doc = $doc])* $variant $({ $($field: $type),* })?, )+
+        }
+
+        impl $crate::mail::Compose for $enum {
+            fn compose(&self) -> Result<$crate::mail::Message, ::askama::Error> {
+                use ::askama::Template as _;
+
+                let signature = $crate::mail::templates::SIGNATURE;
+                let (subject, text, html) = match self {
+                    $( Self::$variant $({ $($field),* })? => {
+                        // A template need not show every field.
+                        #[allow(dead_code)]
+                        #[derive(::askama::Template)]
+                        #[template(path = $subject)]
+                        struct Subject<'a> { signature: &'a str, $($($field: &'a $type),*)? }
+                        #[allow(dead_code)]
+                        #[derive(::askama::Template)]
+                        #[template(path = $text)]
+                        struct Text<'a> { signature: &'a str, $($($field: &'a $type),*)? }
+                        #[allow(dead_code)]
+                        #[derive(::askama::Template)]
+                        #[template(path = $html)]
+                        struct Html<'a> { signature: &'a str, $($($field: &'a $type),*)? }
+                        (
+                            Subject { signature, $($($field),*)? }.render()?,
+                            Text { signature, $($($field),*)? }.render()?,
+                            Html { signature, $($($field),*)? }.render()?,
+                        )
+                    } )+
+                };
+                Ok($crate::mail::Message {
+                    subject: subject.trim().to_string(),
+                    text,
+                    html,
+                })
+            }
+        }
+    };
+}
+pub(crate) use mails;
+
+crate::mail::templates::mails! {
+    /// The mail module's own mails.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Mail {
+        /// Sent by the `send-test-mail` command to prove that the mail settings work.
+        #[templates("mail/send_test.subject.txt", "mail/send_test.txt", "mail/send_test.html")]
+        SendTest,
     }
-    escaped
 }
 
-/// Sent by the `send-test-mail` command to prove the SMTP settings work.
-pub fn test_message() -> Mail {
-    Mail::compose(
-        "Test message",
-        &["This message proves that the mail settings work. No action is needed."],
-        None,
-    )
+/// Snapshots `mail` as it is sent, subject, text and HTML, in
+/// `src/mail/snapshots/<name>.snap`: every mail's wording in one folder for review.
+#[cfg(test)]
+pub fn assert_snapshot(name: &str, mail: &impl Compose) {
+    let message = mail.compose().unwrap();
+    let shown = format!(
+        "Subject: {}\n\n--- text ---\n{}\n--- html ---\n{}",
+        message.subject, message.text, message.html
+    );
+    insta::with_settings!({ prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!(name, shown);
+    });
 }
 
 #[cfg(test)]
@@ -73,32 +119,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_data_is_escaped_in_html_only() {
-        let mail = Mail::compose(
-            "Hi",
-            &["Welcome <script>alert('x')</script> & more"],
-            Some(Action {
-                label: "Open",
-                url: "https://example.com/a?b=1&c=\"2\"",
-            }),
-        );
-
-        assert!(
-            mail.html
-                .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more")
-        );
-        assert!(!mail.html.contains("<script>"));
-        assert!(
-            mail.html
-                .contains("href=\"https://example.com/a?b=1&amp;c=&quot;2&quot;\"")
-        );
-        assert!(
-            mail.text
-                .contains("Welcome <script>alert('x')</script> & more")
-        );
-        assert!(
-            mail.text
-                .contains("Open: https://example.com/a?b=1&c=\"2\"")
-        );
+    fn the_test_mail_as_sent() {
+        assert_snapshot("mail_send_test", &Mail::SendTest);
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::Value;
 
-{% if queue %}use {{crate_name}}::jobs::Job;
-{% endif %}use {{crate_name}}::mail::{FileTransport, MailSettings, Mailer, TransportKind, templates};
+{% if queue %}use {{crate_name}}::{jobs::Job, mail::Compose as _};
+{% endif %}use {{crate_name}}::mail::{FileTransport, Mail, MailSettings, Mailer, TransportKind};
 
 use crate::helpers::{TestApp, spawn_app{% if queue %}, free_port, spawn_app_with{% endif %}};
 
@@ -85,7 +85,7 @@ async fn the_file_transport_writes_a_message_with_text_and_html() {
     let mailer = Mailer::new(transport, "App <no-reply@example.com>", "http://localhost").unwrap();
 
     mailer
-        .send("ada@example.com", &templates::test_message())
+        .send("ada@example.com", &Mail::SendTest)
         .await
         .unwrap();
 
@@ -110,9 +110,7 @@ async fn an_invalid_recipient_is_refused_before_sending() {
     let transport = Arc::new(FileTransport::new(dir.path()).unwrap());
     let mailer = Mailer::new(transport, "no-reply@example.com", "http://localhost").unwrap();
 
-    let sent = mailer
-        .send("not an address", &templates::test_message())
-        .await;
+    let sent = mailer.send("not an address", &Mail::SendTest).await;
 
     assert!(sent.is_err());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -200,7 +198,7 @@ async fn the_smtp_transport_delivers_text_and_html_to_an_smtp_server() {
     let mailer = smtp_mailer(&format!("smtp://127.0.0.1:{port}"), 5);
 
     mailer
-        .send("ada@example.com", &templates::test_message())
+        .send("ada@example.com", &Mail::SendTest)
         .await
         .unwrap();
     drop(mailer); // closes the pooled connection, so the server sees QUIT or EOF
@@ -230,7 +228,7 @@ async fn queued_mail_is_retried_until_the_smtp_server_answers() {
     .await;
     let job = Job::SendMail {
         to: "ada@example.com".into(),
-        mail: templates::test_message(),
+        message: Mail::SendTest.compose().unwrap(),
     };
 
     app.state.jobs.enqueue(job).await.unwrap();
