@@ -10,8 +10,10 @@
 //! With `telemetry.traces` on, an OpenTelemetry layer makes spans OpenTelemetry spans
 //! too: a request joins the trace of a caller's W3C `traceparent` header, a job joins
 //! the trace of the span that queued it, and when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-//! spans are exported over OTLP/HTTP in batches. With it off none of this is installed
-//! and requests pay nothing for it.
+//! spans are exported over OTLP/HTTP in batches. Without an endpoint nothing would read a
+//! recorded span, so only spans a caller's `traceparent` marks as sampled are recorded,
+//! and the request span keeps its three fields; trace ids still flow into jobs. With
+//! `telemetry.traces` off none of this is installed and requests pay nothing for it.
 
 use std::{
     collections::HashMap,
@@ -31,7 +33,11 @@ use opentelemetry::{
     trace::{TraceContextExt as _, TracerProvider as _},
 };
 use opentelemetry_otlp::{ExporterBuildError, SpanExporter};
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{Sampler, SdkTracerProvider},
+};
 use tracing::{Span, Subscriber, field::Empty};
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -44,6 +50,9 @@ use crate::config::{LogFormat, TelemetrySettings};
 /// Whether this process built its subscriber with the OpenTelemetry layer: one load
 /// decides whether a request or a job does any tracing work at all.
 static TRACES: AtomicBool = AtomicBool::new(false);
+/// Whether spans leave the process: only then are they recorded and given the
+/// attributes an exporter sends.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// The request span's field naming the GraphQL operation.
 const GRAPHQL_OPERATION: &str = "graphql.operation";
@@ -138,10 +147,22 @@ where
         // variables, the batching from OTEL_BSP_*.
         let exporter = SpanExporter::builder().with_http().build()?;
         provider = provider.with_batch_exporter(exporter);
+    } else {
+        // Nothing would read a recorded span: record only those a caller asked to be
+        // sampled, so trace ids still flow (into jobs too) at the least cost.
+        provider = provider.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
     }
     let provider = provider.build();
-    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer(env!("CARGO_PKG_NAME")));
+    // Busy/idle timings, thread attributes and activating the OpenTelemetry context on
+    // every poll cost clock reads and allocations per request, for data nothing here
+    // uses: trace context is read from the span itself (`current_traceparent`).
+    let layer = tracing_opentelemetry::layer()
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_threads(false)
+        .with_tracer(provider.tracer(env!("CARGO_PKG_NAME")));
     TRACES.store(true, Ordering::Relaxed);
+    EXPORTING.store(exporting, Ordering::Relaxed);
     Ok((
         layer,
         TraceExport {
@@ -167,6 +188,10 @@ fn resource() -> Resource {
 
 fn traces_on() -> bool {
     TRACES.load(Ordering::Relaxed)
+}
+
+fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }
 
 /// The W3C `traceparent` of the current span, for work that runs elsewhere (a job) to
@@ -200,7 +225,7 @@ fn set_remote_parent(span: &Span, carrier: &dyn Extractor) {
 /// The name comes from the caller: keep it out of metrics' labels, where each new value
 /// would be a new series.
 pub fn record_graphql_operation(name: impl FnOnce() -> Option<String>) {
-    if traces_on()
+    if exporting()
         && let Some(name) = name()
     {
         Span::current().record(GRAPHQL_OPERATION, name);
@@ -241,13 +266,17 @@ pub struct RequestSpan;
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let request_id = request.extensions().get::<RequestId>().copied();
-        if !traces_on() {
-            return tracing::info_span!(
+        if !exporting() {
+            let span = tracing::info_span!(
                 "HTTP request",
                 method = %request.method(),
                 path = request.path(),
                 request_id = request_id.map(tracing::field::display),
             );
+            if traces_on() {
+                set_remote_parent(&span, &RequestHeaders(request.headers()));
+            }
+            return span;
         }
         let route = request.match_pattern();
         let span = tracing::info_span!(
@@ -266,7 +295,7 @@ impl RootSpanBuilder for RequestSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        if !traces_on() {
+        if !exporting() {
             return;
         }
         let status = match outcome {

@@ -12,7 +12,7 @@
 //! Requests refused before any operation is read (size, media type, malformed JSON,
 //! batch and alias limits) count in `http_requests_total` only.
 
-use std::time::Instant;
+use std::{cell::RefCell, collections::HashMap, time::Instant};
 
 use juniper::{
     DefaultScalarValue, Definition, ExecutionError, GraphQLError, OperationType, ScalarValue as _,
@@ -20,12 +20,31 @@ use juniper::{
 };
 
 use super::Schema;
-use crate::error::{ErrorCode, graphql_error_code};
+use crate::{
+    error::{ErrorCode, graphql_error_code},
+    monitoring::{TimedSeries, record_timed},
+};
 
 const MULTIPLE: &str = "multiple";
 const UNKNOWN: &str = "unknown";
 /// Introspection fields, on every schema without being listed on its root types.
 const META_FIELDS: [&str; 3] = ["__typename", "__schema", "__type"];
+
+/// Operation and outcome of the operations each series counts.
+type Labels = (String, &'static str);
+
+/// Documents whose label each thread remembers. Clients send the same few documents
+/// over and over; a new one past the cap is parsed every time it comes, as without the
+/// cache, so no client can make it grow.
+const KNOWN_DOCUMENTS: usize = 256;
+
+/// A document's label for the operation name that picked its operation.
+type NamedLabel = (Option<String>, String);
+
+thread_local! {
+    static SERIES: RefCell<HashMap<Labels, TimedSeries>> = RefCell::default();
+    static LABELS: RefCell<HashMap<String, Vec<NamedLabel>>> = RefCell::default();
+}
 
 /// What juniper answers for one operation.
 pub type Executed = Result<(Value, Vec<ExecutionError<DefaultScalarValue>>), GraphQLError>;
@@ -45,9 +64,7 @@ impl OperationMetrics {
         if !crate::monitoring::enabled() {
             return Self(None);
         }
-        let operation = root_field(schema, &request.query, request.operation_name.as_deref())
-            .unwrap_or(UNKNOWN)
-            .to_string();
+        let operation = label(schema, request);
         Self(Some(Started {
             operation,
             started: Instant::now(),
@@ -58,14 +75,46 @@ impl OperationMetrics {
         let Some(Started { operation, started }) = self.0 else {
             return;
         };
-        let labels = [
-            ("operation", operation),
-            ("outcome", outcome(executed).to_string()),
-        ];
-        metrics::counter!("graphql_operations_total", &labels).increment(1);
-        metrics::histogram!("graphql_operation_duration_seconds", &labels)
-            .record(started.elapsed());
+        let labels = (operation, outcome(executed));
+        record_timed(&SERIES, labels, started.elapsed(), register);
     }
+}
+
+fn register((operation, outcome): &Labels) -> TimedSeries {
+    let labels = [
+        ("operation", operation.clone()),
+        ("outcome", (*outcome).to_string()),
+    ];
+    TimedSeries::new(
+        metrics::counter!("graphql_operations_total", &labels),
+        metrics::histogram!("graphql_operation_duration_seconds", &labels),
+    )
+}
+
+/// The operation label of `request`, parsing its document only the first time it comes.
+fn label(schema: &Schema, request: &GraphQLRequest) -> String {
+    let name = request.operation_name.as_deref();
+    LABELS.with_borrow_mut(|labels| {
+        let known = labels.get(request.query.as_str()).and_then(|operations| {
+            operations
+                .iter()
+                .find(|(known, _)| known.as_deref() == name)
+                .map(|(_, label)| label.clone())
+        });
+        if let Some(label) = known {
+            return label;
+        }
+        let label = root_field(schema, &request.query, name)
+            .unwrap_or(UNKNOWN)
+            .to_string();
+        if labels.len() < KNOWN_DOCUMENTS {
+            labels
+                .entry(request.query.clone())
+                .or_default()
+                .push((name.map(str::to_string), label.clone()));
+        }
+        label
+    })
 }
 
 /// The root field the chosen operation selects, `multiple`, or `None` when unknown.
@@ -174,6 +223,24 @@ mod tests {
         let settings = Settings::load().expect("settings load");
         let schema = crate::graphql::schema::build(&settings.graphql);
         root_field(&schema, query, name).map(str::to_string)
+    }
+
+    #[test]
+    fn new_documents_past_the_cap_are_labelled_but_not_remembered() {
+        let settings = Settings::load().expect("settings load");
+        let schema = crate::graphql::schema::build(&settings.graphql);
+        let request = |query: String| -> GraphQLRequest {
+            serde_json::from_value(serde_json::json!({ "query": query })).unwrap()
+        };
+
+        for alias in 0..KNOWN_DOCUMENTS + 10 {
+            let query = ["{ a", &alias.to_string(), ": apiVersion }"].concat();
+            assert_eq!(super::label(&schema, &request(query)), "apiVersion");
+        }
+        let unknown = super::label(&schema, &request("{ nothing }".into()));
+
+        assert_eq!(unknown, UNKNOWN);
+        assert_eq!(LABELS.with_borrow(HashMap::len), KNOWN_DOCUMENTS);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! client's path never becomes a label, so scanning for URLs cannot mint series. A method
 //! outside the standard ones is `OTHER` for the same reason.
 
-use std::time::Instant;
+use std::{cell::RefCell, collections::HashMap, time::Instant};
 
 use actix_web::{
     Error,
@@ -14,6 +14,15 @@ use actix_web::{
     http::Method,
     middleware::Next,
 };
+
+use crate::monitoring::{TimedSeries, record_timed};
+
+/// Method, route and status of the requests each series counts.
+type Labels = (&'static str, String, u16);
+
+thread_local! {
+    static SERIES: RefCell<HashMap<Labels, TimedSeries>> = RefCell::default();
+}
 
 /// Records the request once the handler has answered; the body's streaming is not timed.
 pub async fn record_metrics(
@@ -30,14 +39,21 @@ pub async fn record_metrics(
         Ok(response) => response.status(),
         Err(error) => error.as_response_error().status_code(),
     };
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route),
-        ("status", status.as_str().to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed());
+    let labels = (method, route, status.as_u16());
+    record_timed(&SERIES, labels, started.elapsed(), register);
     response
+}
+
+fn register((method, route, status): &Labels) -> TimedSeries {
+    let labels = [
+        ("method", (*method).to_string()),
+        ("route", route.clone()),
+        ("status", status.to_string()),
+    ];
+    TimedSeries::new(
+        metrics::counter!("http_requests_total", &labels),
+        metrics::histogram!("http_request_duration_seconds", &labels),
+    )
 }
 
 fn method_label(method: &Method) -> &'static str {
