@@ -13,7 +13,8 @@
 #     OTLP endpoint set), twice in turn;
 #   - idle RSS of the service;
 #   - job queue throughput (`cargo bench --bench queue` in the rendered project).
-# Needs wrk (apt-get install wrk), curl and Redis on REDIS_URL or 127.0.0.1:6379.
+# Needs wrk (apt-get install wrk), curl, taskset (util-linux) and Redis on REDIS_URL or
+# 127.0.0.1:6379.
 # DURATION (default 10s) and CONNECTIONS (default 32) tune the wrk runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,13 +34,14 @@ cargo build -q --release -p ceiling
 
 wait_for() { until curl -sf "$1" >/dev/null; do sleep 0.1; done; }
 
-# One row: name, wrk script (or "-"), URL.
+# One row: name, wrk script (or "-"), URL. $client may prefix wrk (a CPU pinning).
+client=
 measure() {
   local name=$1 script=$2 url=$3 out
   if [ "$script" = - ]; then
-    out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$url")
+    out=$($client wrk -t2 -c"$connections" -d"$duration" --latency "$url")
   else
-    out=$(wrk -t2 -c"$connections" -d"$duration" --latency -s "$bench/$script" "$url")
+    out=$($client wrk -t2 -c"$connections" -d"$duration" --latency -s "$bench/$script" "$url")
   fi
   printf '| %s | %s | %s | %s |\n' "$name" \
     "$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")" \
@@ -55,9 +57,11 @@ export APP_REDIS__URL=$REDIS_URL APP_REDIS__KEY_PREFIX="bench:$$:"
 # The login storm measures hashing, not the rate limiter.
 export APP_AUTH__LOGIN_ATTEMPTS_PER_IP=100000000
 
-# Starts the service with extra VAR=value settings; sets $server to its pid.
+# Starts the service with extra VAR=value settings; sets $server to its pid. $pin may
+# prefix it (a CPU pinning).
+pin=
 start_service() {
-  env "$@" "$CARGO_TARGET_DIR/release/full" > "$work/server.log" 2>&1 &
+  $pin env "$@" "$CARGO_TARGET_DIR/release/full" > "$work/server.log" 2>&1 &
   server=$!
   pids+=("$server")
   wait_for http://127.0.0.1:18080/health/live
@@ -115,6 +119,12 @@ stop_service
 echo
 echo "## Metrics and tracing: off, then on (Prometheus recorder and exporter, OpenTelemetry layer, no OTLP endpoint)"
 echo
+# The service on one core and wrk on the other: sharing both, their threads' placement
+# swings throughput by a third from run to run, more than the difference measured here.
+echo "Service pinned to CPU 1, wrk to CPU 0."
+echo
+pin="taskset -c 1"
+client="taskset -c 0"
 echo "| Setting | Endpoint | req/s | p50 | p99 |"
 echo "|---|---|---:|---:|---:|"
 for round in 1 2; do
@@ -131,6 +141,7 @@ for round in 1 2; do
     stop_service
   done
 done
+pin= client=
 echo
 echo "## Job queue"
 echo
