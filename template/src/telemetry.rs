@@ -11,9 +11,10 @@
 //! too: a request joins the trace of a caller's W3C `traceparent` header, a job joins
 //! the trace of the span that queued it, and when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
 //! spans are exported over OTLP/HTTP in batches. Without an endpoint nothing would read a
-//! recorded span, so only spans a caller's `traceparent` marks as sampled are recorded,
-//! and the request span keeps its three fields; trace ids still flow into jobs. With
-//! `telemetry.traces` off none of this is installed and requests pay nothing for it.
+//! recorded span: a request is traced only when its caller sent a `traceparent` (whose
+//! trace then flows on into the jobs it queues), only spans of sampled traces are
+//! recorded, and the request span keeps its three fields. With `telemetry.traces` off
+//! none of this is installed and requests pay nothing for it.
 
 use std::{
     collections::HashMap,
@@ -42,7 +43,8 @@ use tracing::{Span, Subscriber, field::Empty};
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{
-    EnvFilter, Layer, Registry, fmt::MakeWriter, layer::SubscriberExt, registry::LookupSpan,
+    EnvFilter, Layer, Registry, filter::filter_fn, fmt::MakeWriter, layer::SubscriberExt,
+    registry::LookupSpan,
 };
 
 use crate::config::{LogFormat, TelemetrySettings};
@@ -53,6 +55,11 @@ static TRACES: AtomicBool = AtomicBool::new(false);
 /// Whether spans leave the process: only then are they recorded and given the
 /// attributes an exporter sends.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// The target of request spans the OpenTelemetry layer skips: without an endpoint, those
+/// of requests that bring no trace of their own (nothing would read their spans, and a
+/// job they queue starts its trace in the worker).
+const UNTRACED: &str = concat!(module_path!(), "::untraced");
 
 /// The request span's field naming the GraphQL operation.
 const GRAPHQL_OPERATION: &str = "graphql.operation";
@@ -148,8 +155,8 @@ where
         let exporter = SpanExporter::builder().with_http().build()?;
         provider = provider.with_batch_exporter(exporter);
     } else {
-        // Nothing would read a recorded span: record only those a caller asked to be
-        // sampled, so trace ids still flow (into jobs too) at the least cost.
+        // Nothing would read a recorded span: record only those of traces a caller
+        // sampled, so its trace still flows on (into jobs too) at the least cost.
         provider = provider.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
     }
     let provider = provider.build();
@@ -160,7 +167,8 @@ where
         .with_tracked_inactivity(false)
         .with_context_activation(false)
         .with_threads(false)
-        .with_tracer(provider.tracer(env!("CARGO_PKG_NAME")));
+        .with_tracer(provider.tracer(env!("CARGO_PKG_NAME")))
+        .with_filter(filter_fn(|span| span.target() != UNTRACED));
     TRACES.store(true, Ordering::Relaxed);
     EXPORTING.store(exporting, Ordering::Relaxed);
     Ok((
@@ -266,16 +274,25 @@ pub struct RequestSpan;
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let request_id = request.extensions().get::<RequestId>().copied();
+        // The three fields every request span logs, under the given target.
+        macro_rules! logged_span {
+            ($target:expr) => {
+                tracing::info_span!(
+                    target: $target,
+                    "HTTP request",
+                    method = %request.method(),
+                    path = request.path(),
+                    request_id = request_id.map(tracing::field::display),
+                )
+            };
+        }
         if !exporting() {
-            let span = tracing::info_span!(
-                "HTTP request",
-                method = %request.method(),
-                path = request.path(),
-                request_id = request_id.map(tracing::field::display),
-            );
-            if traces_on() {
-                set_remote_parent(&span, &RequestHeaders(request.headers()));
+            let headers = RequestHeaders(request.headers());
+            if !traces_on() || headers.get("traceparent").is_none() {
+                return logged_span!(UNTRACED);
             }
+            let span = logged_span!(module_path!());
+            set_remote_parent(&span, &headers);
             return span;
         }
         let route = request.match_pattern();
@@ -351,6 +368,25 @@ mod tests {
                 .expect("a trace of its own");
 
             assert!(!passed_on.contains(TRACE_ID), "{passed_on}");
+        });
+    }
+
+    #[test]
+    fn without_an_endpoint_only_requests_that_bring_a_trace_pass_one_on() {
+        let (subscriber, _export) = get_subscriber(&settings(true), std::io::sink).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let plain = actix_web::test::TestRequest::default().to_srv_request();
+            let traced = actix_web::test::TestRequest::default()
+                .insert_header(("traceparent", format!("00-{TRACE_ID}-{SPAN_ID}-01")))
+                .to_srv_request();
+
+            let from_plain = RequestSpan::on_request_start(&plain).in_scope(current_traceparent);
+            let from_traced = RequestSpan::on_request_start(&traced)
+                .in_scope(current_traceparent)
+                .expect("the caller's trace");
+
+            assert_eq!(from_plain, None);
+            assert_eq!(from_traced.split('-').nth(1), Some(TRACE_ID), "{from_traced}");
         });
     }
 
