@@ -113,7 +113,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
 {%- if uses_redis %}
     settings.redis.url = SecretString::from(crate::redis_server::url());
     // A key prefix per app keeps tests sharing one Redis apart.
-    settings.redis.key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    settings.redis.key_prefix = crate::redis_server::unique_prefix();
 {%- endif %}
 {%- if auth %}
     // The minimum cost: tests check behaviour, not hashing strength.

@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tokio::{sync::watch, task::JoinHandle};
 
+use crate::redis_server::unique_prefix;
 use {{crate_name}}::{
     jobs::{Job, JobKind, JobQueue, JobRun, JobSettings, JobStats, worker},
     monitoring,
@@ -239,10 +240,6 @@ pub fn fast_settings() -> JobSettings {
         purge_interval_secs: 3600,
         shutdown_timeout_secs: 10,
     }
-}
-
-pub fn unique_prefix() -> String {
-    format!("test:{}:", uuid::Uuid::new_v4().simple())
 }
 
 pub fn now_ms() -> u64 {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use {{crate_name}}::jobs::JobSettings;
 
 use crate::{
-    jobs::{TestJob, TestQueue, eventually, fast_settings, unique_prefix},
-    redis_server::PrivateRedis,
+    jobs::{TestJob, TestQueue, eventually, fast_settings},
+    redis_server::{PrivateRedis, unique_prefix},
 };
 
 const JOBS: u32 = 2000;

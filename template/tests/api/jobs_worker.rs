@@ -9,8 +9,9 @@ use std::{
 use {{crate_name}}::jobs::{Job, JobSettings, Jobs, worker};
 
 use crate::{
-    jobs::{TestJob, TestQueue, eventually, fast_settings, now_ms, redis_under, unique_prefix},
+    jobs::{TestJob, TestQueue, eventually, fast_settings, now_ms, redis_under},
     metrics::Metered,
+    redis_server::unique_prefix,
     shutdown::{binary, start_until_logged, terminate},
 };
 

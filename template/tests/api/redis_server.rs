@@ -12,6 +12,11 @@ use std::{
 
 static SHARED: OnceLock<String> = OnceLock::new();
 
+/// A key prefix of its own, which keeps a test's Redis keys apart from every other's.
+pub fn unique_prefix() -> String {
+    format!("test:{}:", uuid::Uuid::new_v4().simple())
+}
+
 /// The Redis URL the tests share.
 pub fn url() -> &'static str {
     SHARED.get_or_init(|| {

@@ -29,6 +29,13 @@ pub fn binary(args: &[&str]) -> Command {
     command
 }
 
+/// Starts `command`, a `serve`, and waits until it listens; returns it and its base URL.
+pub fn serve(command: &mut Command) -> (Child, String) {
+    let (child, listening) = start_until_logged(command, "Listening");
+    let port = listening["port"].as_u64().expect("no port in the log line");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
 /// Starts `command` and waits for its log line with `message`, which it returns.
 pub fn start_until_logged(command: &mut Command, message: &str) -> (Child, serde_json::Value) {
     let (child, mut events) = start_until_all_logged(command, &[message]);
@@ -79,10 +86,7 @@ pub async fn terminate(child: &mut Child) -> ExitStatus {
 
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
-    let (mut child, listening) =
-        start_until_logged(binary(&["serve"]).env("APP_HTTP__PORT", "0"), "Listening");
-    let port = listening["port"].as_u64().expect("no port in the log line");
-    let address = format!("http://127.0.0.1:{port}");
+    let (mut child, address) = serve(binary(&["serve"]).env("APP_HTTP__PORT", "0"));
     let live = reqwest::get(format!("{address}/health/live")).await.unwrap();
     assert_eq!(live.status(), 200);
 

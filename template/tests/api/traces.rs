@@ -2,7 +2,7 @@
 //! test. A request joins its caller's W3C trace{% if queue %} and the jobs it queues join the request{% endif %}.
 
 use std::{
-    process::{Child, Command},
+    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -19,7 +19,7 @@ use serde_json::json;
 use tracing::Instrument as _;
 {%- endif %}
 
-use crate::shutdown::{binary, start_until_logged, terminate};
+use crate::shutdown::{binary, serve, terminate};
 
 /// A span as the collector received it, with the service that sent it.
 #[derive(Debug, Clone)]
@@ -192,27 +192,16 @@ fn exporting(args: &[&str], endpoint: &str) -> Command {
         .env("OTEL_BSP_SCHEDULE_DELAY", "100");
 {%- if uses_redis %}
     // Keys of its own; processes that share a queue are given one prefix.
-    command.env("APP_REDIS__KEY_PREFIX", unique_prefix());
+    command.env(
+        "APP_REDIS__KEY_PREFIX",
+        crate::redis_server::unique_prefix(),
+    );
 {%- endif %}
 {%- if auth %}
     // Registrations hash at the lowest cost: these tests are about traces.
     command.env("APP_AUTH__BCRYPT_COST", "4");
 {%- endif %}
     command
-}
-{%- if uses_redis %}
-
-/// Keeps the tests' Redis keys apart.
-fn unique_prefix() -> String {
-    format!("test:{}:", uuid::Uuid::new_v4().simple())
-}
-{%- endif %}
-
-/// Starts the server; returns it and its base URL.
-fn serve(command: &mut Command) -> (Child, String) {
-    let (child, listening) = start_until_logged(command, "Listening");
-    let port = listening["port"].as_u64().expect("no port in the log line");
-    (child, format!("http://127.0.0.1:{port}"))
 }
 
 async fn post_graphql(
@@ -296,8 +285,8 @@ async fn a_job_queued_in_a_trace_runs_in_that_trace() {
     // The test's own spans get trace ids (see `helpers::TRACING`).
     std::sync::LazyLock::force(&crate::helpers::TRACING);
     let (collector, endpoint) = Collector::start();
-    let prefix = unique_prefix();
-    let (mut worker, _) = start_until_logged(
+    let prefix = crate::redis_server::unique_prefix();
+    let (mut worker, _) = crate::shutdown::start_until_logged(
         exporting(&["worker"], &endpoint).env("APP_REDIS__KEY_PREFIX", &prefix),
         "Worker started",
     );
@@ -335,8 +324,8 @@ async fn a_job_queued_in_a_trace_runs_in_that_trace() {
 #[tokio::test]
 async fn a_registrations_mail_job_runs_in_the_requests_trace() {
     let (collector, endpoint) = Collector::start();
-    let prefix = unique_prefix();
-    let (mut worker, _) = start_until_logged(
+    let prefix = crate::redis_server::unique_prefix();
+    let (mut worker, _) = crate::shutdown::start_until_logged(
         exporting(&["worker"], &endpoint).env("APP_REDIS__KEY_PREFIX", &prefix),
         "Worker started",
     );
@@ -372,7 +361,7 @@ async fn a_registrations_mail_job_runs_in_the_requests_trace() {
 #[tokio::test]
 async fn with_traces_off_a_queued_job_carries_no_trace() {
     let (_collector, endpoint) = Collector::start();
-    let prefix = unique_prefix();
+    let prefix = crate::redis_server::unique_prefix();
     let (mut server, address) = serve(
         exporting(&["serve"], &endpoint)
             .env("APP_TELEMETRY__TRACES", "false")

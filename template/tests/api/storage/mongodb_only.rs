@@ -15,7 +15,7 @@ use {{crate_name}}::storage::Storage;
 
 use crate::{
     helpers::{TestDatabase, spawn_app_with},
-    shutdown::{binary, start_until_logged, terminate},
+    shutdown::{binary, serve, terminate},
 };
 
 /// A TCP relay in front of MongoDB that a test can cut and restore.
@@ -108,16 +108,14 @@ async fn readiness_until(
 #[ignore = "needs MongoDB: set TEST_MONGODB_URI, run with --ignored mongodb_only"]
 async fn the_binary_configured_from_the_environment_serves_on_mongodb() {
     let database = TestDatabase::required();
-    let (mut child, listening) = start_until_logged(
+    let (mut child, address) = serve(
         binary(&["serve"])
             .env("APP_HTTP__PORT", "0")
             .env("APP_DATABASE__URL", &database.uri)
             .env("APP_DATABASE__MONGODB_DATABASE", &database.name),
-        "Listening",
     );
-    let port = listening["port"].as_u64().expect("no port in the log line");
 
-    let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
+    let ready = reqwest::get(format!("{address}/health/ready"))
         .await
         .unwrap();
     let status = terminate(&mut child).await;
