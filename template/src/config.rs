@@ -15,7 +15,7 @@ use config::{Config, ConfigError, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::storage::StorageUrl;
+use crate::{client_ip::TrustedProxies, storage::StorageUrl};
 
 const BASE: &str = include_str!("../config/base.toml");
 const PRODUCTION: &str = include_str!("../config/production.toml");
@@ -53,6 +53,16 @@ pub struct HttpSettings {
     /// Clients reach the service over HTTPS only (a TLS-terminating proxy in front):
     /// responses carry HSTS and cookies are `Secure`.
     pub https: bool,
+    /// The reverse proxies whose forwarding headers and trace context are believed (see
+    /// `client_ip.rs`); unset means none, and is refused in production.
+    pub trusted_proxies: Option<TrustedProxies>,
+}
+
+impl HttpSettings {
+    /// The trusted proxies; none when unset (development).
+    pub fn proxies(&self) -> TrustedProxies {
+        self.trusted_proxies.clone().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +200,15 @@ impl Settings {
             // start-up instead of being ignored.
             .map_err(|error| ConfigError::Message(format!("{error} (from config/*.toml or an APP_… variable)")))?;
         settings.database.storage_url()?;
+        if environment == Environment::Production && settings.http.trusted_proxies.is_none() {
+            // Behind an unlisted proxy every client would share one rate-limit bucket.
+            return Err(ConfigError::Message(
+                "http.trusted_proxies must be set in production (APP_HTTP__TRUSTED_PROXIES): \
+                 the networks of the reverse proxies in front of the service, or `none` when \
+                 clients connect to it directly"
+                    .into(),
+            ));
+        }
         Ok(settings)
     }
 }
@@ -198,17 +217,46 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// The variables a production deployment sets at the least.
+    fn production_variables() -> config::Map<String, String> {
+        [("APP_HTTP__TRUSTED_PROXIES".to_string(), "10.0.0.0/8".to_string())].into()
+    }
+
     #[test]
     fn base_settings_load_for_every_environment() {
-        for environment in [Environment::Development, Environment::Production] {
-            let settings = Settings::build(environment, None).expect("settings load");
+        for (environment, variables) in [
+            (Environment::Development, None),
+            (Environment::Production, Some(production_variables())),
+        ] {
+            let settings = Settings::build(environment, variables).expect("settings load");
             assert_eq!(settings.environment, environment);
         }
     }
 
     #[test]
+    fn production_refuses_to_start_until_trusted_proxies_are_set() {
+        let unset = Settings::build(Environment::Production, Some(config::Map::new())).unwrap_err();
+        let empty = Settings::build(
+            Environment::Production,
+            Some([("APP_HTTP__TRUSTED_PROXIES".to_string(), String::new())].into()),
+        )
+        .unwrap_err();
+        let none = Settings::build(
+            Environment::Production,
+            Some([("APP_HTTP__TRUSTED_PROXIES".to_string(), "none".to_string())].into()),
+        )
+        .expect("`none` is an explicit choice");
+
+        assert!(unset.to_string().contains("http.trusted_proxies"), "{unset}");
+        assert!(empty.to_string().contains("`none`"), "{empty}");
+        assert_eq!(none.http.proxies(), TrustedProxies::default());
+        assert!(Settings::build(Environment::Development, Some(config::Map::new())).is_ok());
+    }
+
+    #[test]
     fn production_turns_developer_tooling_off() {
-        let settings = Settings::build(Environment::Production, None).expect("settings load");
+        let settings = Settings::build(Environment::Production, Some(production_variables()))
+            .expect("settings load");
         assert!(!settings.graphql.introspection);
         assert!(!settings.graphql.graphiql);
         assert_eq!(settings.telemetry.format, LogFormat::Json);
@@ -218,7 +266,8 @@ mod tests {
     #[test]
     fn metrics_are_served_in_production_only_and_apart() {
         let development = Settings::build(Environment::Development, None).expect("settings load");
-        let production = Settings::build(Environment::Production, None).expect("settings load");
+        let production = Settings::build(Environment::Production, Some(production_variables()))
+            .expect("settings load");
         assert!(!development.metrics.enabled);
         assert!(production.metrics.enabled);
         assert_ne!(production.metrics.port, production.http.port);

@@ -15,12 +15,15 @@ pub mod redis;
 {%- endif %}
 
 pub mod cli;
+pub mod client_ip;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod http;
 pub mod monitoring;
+pub mod setting_list;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -36,6 +36,9 @@ impl Application {
         let listener = TcpListener::bind(address)
             .with_context(|| format!("Failed to bind {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
+        for network in settings.http.proxies().too_wide() {
+            tracing::warn!(%network, "http.trusted_proxies lists a network wider than a /16 (IPv4) or /48 (IPv6): every address in it may forge X-Forwarded-For");
+        }
         let metrics = MetricsServer::bind(&settings.metrics)?;
         let server =
             serve(listener, state.clone(), &settings).context("Failed to start the server")?;
@@ -104,6 +107,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io
     let state = web::Data::new(state);
     let endpoint = web::Data::new(http::GraphqlEndpoint::new(&settings.graphql));
     let http_settings = web::Data::new(settings.http.clone());
+    let proxies = web::Data::new(settings.http.proxies());
     let metrics = settings.metrics.enabled;
     let mut server = HttpServer::new(move || {
         App::new()
@@ -112,6 +116,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io
             .app_data(state.clone())
             .app_data(endpoint.clone())
             .app_data(http_settings.clone())
+            .app_data(proxies.clone())
             .configure(http::configure)
     })
     .shutdown_timeout(settings.http.shutdown_timeout_secs);

@@ -8,13 +8,19 @@
 //! ties a request's events together.
 //!
 //! With `telemetry.traces` on, an OpenTelemetry layer makes spans OpenTelemetry spans
-//! too: a request joins the trace of a caller's W3C `traceparent` header, a job joins
-//! the trace of the span that queued it, and when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-//! spans are exported over OTLP/HTTP in batches. Without an endpoint nothing would read a
-//! recorded span: a request is traced only when its caller sent a `traceparent` (whose
-//! trace then flows on into the jobs it queues), only spans of sampled traces are
-//! recorded, and the request span keeps its three fields. With `telemetry.traces` off
-//! none of this is installed and requests pay nothing for it.
+//! too: a request from a trusted proxy (`http.trusted_proxies`) joins the trace of its
+//! W3C `traceparent` header, a job joins the trace of the span that queued it, and when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are exported over OTLP/HTTP in batches.
+//! Without an endpoint nothing would read a recorded span: a request is traced only when
+//! a trusted proxy sent a `traceparent` (whose trace then flows on into the jobs it
+//! queues), only spans of sampled traces are recorded, and the request span keeps its
+//! three fields. With `telemetry.traces` off none of this is installed and requests pay
+//! nothing for it.
+//!
+//! Anyone else's `traceparent` starts no trace: the sampled flag would let a caller
+//! force its requests past the operator's sampler (`01`) or hide them and their jobs
+//! from it (`00`). Their request starts a trace of its own, sampled by the operator's
+//! rules, with the caller's span context kept as a link.
 
 use std::{
     collections::HashMap,
@@ -27,6 +33,7 @@ use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     http::header::HeaderMap,
+    web,
 };
 use opentelemetry::{
     Context,
@@ -47,7 +54,10 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
-use crate::config::{LogFormat, TelemetrySettings};
+use crate::{
+    client_ip::{self, TrustedProxies},
+    config::{LogFormat, TelemetrySettings},
+};
 
 /// Whether this process built its subscriber with the OpenTelemetry layer: one load
 /// decides whether a request or a job does any tracing work at all.
@@ -229,6 +239,16 @@ fn set_remote_parent(span: &Span, carrier: &dyn Extractor) {
     }
 }
 
+/// Links `span` to the span context in `carrier`, if a valid one, without joining its
+/// trace.
+fn link_remote(span: &Span, carrier: &dyn Extractor) {
+    let remote = TraceContextPropagator::new().extract_with_context(&Context::new(), carrier);
+    let context = remote.span().span_context().clone();
+    if context.is_valid() {
+        span.add_link(context);
+    }
+}
+
 /// Names the GraphQL operation on the request span. `name` runs with traces on only.
 /// The name comes from the caller: keep it out of metrics' labels, where each new value
 /// would be a new series.
@@ -274,6 +294,14 @@ pub struct RequestSpan;
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let request_id = request.extensions().get::<RequestId>().copied();
+        let trusted = match request.app_data::<web::Data<TrustedProxies>>() {
+            Some(proxies) => {
+                // Every request passes here: the place to notice an unlisted proxy.
+                client_ip::watch_forwarding(request.peer_addr(), request.headers(), proxies);
+                client_ip::peer_is_trusted(request.peer_addr(), proxies)
+            }
+            None => false,
+        };
         // The three fields every request span logs, under the given target.
         macro_rules! logged_span {
             ($target:expr) => {
@@ -288,7 +316,7 @@ impl RootSpanBuilder for RequestSpan {
         }
         if !exporting() {
             let headers = RequestHeaders(request.headers());
-            if !traces_on() || headers.get("traceparent").is_none() {
+            if !traces_on() || !trusted || headers.get("traceparent").is_none() {
                 return logged_span!(UNTRACED);
             }
             let span = logged_span!(module_path!());
@@ -307,7 +335,12 @@ impl RootSpanBuilder for RequestSpan {
             http.response.status_code = Empty,
             graphql.operation = Empty,
         );
-        set_remote_parent(&span, &RequestHeaders(request.headers()));
+        let headers = RequestHeaders(request.headers());
+        if trusted {
+            set_remote_parent(&span, &headers);
+        } else {
+            link_remote(&span, &headers);
+        }
         span
     }
 
@@ -371,14 +404,25 @@ mod tests {
         });
     }
 
+    /// A request from `peer`, behind the proxies of 10.0.0.0/8, with `traceparent` if any.
+    fn request_from(peer: &str, traceparent: Option<String>) -> ServiceRequest {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let request = actix_web::test::TestRequest::default()
+            .peer_addr(format!("{peer}:443").parse().unwrap())
+            .app_data(web::Data::new(proxies));
+        match traceparent {
+            Some(traceparent) => request.insert_header(("traceparent", traceparent)),
+            None => request,
+        }
+        .to_srv_request()
+    }
+
     #[test]
     fn without_an_endpoint_only_requests_that_bring_a_trace_pass_one_on() {
         let (subscriber, _export) = get_subscriber(&settings(true), std::io::sink).unwrap();
         tracing::subscriber::with_default(subscriber, || {
-            let plain = actix_web::test::TestRequest::default().to_srv_request();
-            let traced = actix_web::test::TestRequest::default()
-                .insert_header(("traceparent", format!("00-{TRACE_ID}-{SPAN_ID}-01")))
-                .to_srv_request();
+            let plain = request_from("10.0.0.1", None);
+            let traced = request_from("10.0.0.1", Some(format!("00-{TRACE_ID}-{SPAN_ID}-01")));
 
             let from_plain = RequestSpan::on_request_start(&plain).in_scope(current_traceparent);
             let from_traced = RequestSpan::on_request_start(&traced)
@@ -387,6 +431,18 @@ mod tests {
 
             assert_eq!(from_plain, None);
             assert_eq!(from_traced.split('-').nth(1), Some(TRACE_ID), "{from_traced}");
+        });
+    }
+
+    #[test]
+    fn a_trace_from_a_peer_that_is_no_trusted_proxy_is_not_joined() {
+        let (subscriber, _export) = get_subscriber(&settings(true), std::io::sink).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let traced = request_from("198.51.100.7", Some(format!("00-{TRACE_ID}-{SPAN_ID}-01")));
+
+            let passed_on = RequestSpan::on_request_start(&traced).in_scope(current_traceparent);
+
+            assert_eq!(passed_on, None);
         });
     }
 

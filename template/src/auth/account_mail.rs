@@ -36,6 +36,10 @@ pub enum About {
     AddressTaken,
     /// The account's password was changed or reset.
     PasswordChanged,
+    /// A reset or confirmation link was asked for an address no account uses.
+    NoAccount,
+    /// A confirmation link was asked for an address already confirmed.
+    AlreadyConfirmed,
 }
 
 /// Issues the tokens of links and sends account mails.
@@ -44,6 +48,7 @@ pub struct AccountMailer {
     mailer: Arc<Mailer>,
     confirm_ttl: Duration,
     reset_ttl: Duration,
+    confirmation_required: bool,
 }
 
 impl AccountMailer {
@@ -53,6 +58,7 @@ impl AccountMailer {
             mailer,
             confirm_ttl: Duration::from_secs(settings.confirm_token_ttl_secs),
             reset_ttl: Duration::from_secs(settings.reset_token_ttl_secs),
+            confirmation_required: settings.require_confirmed_email,
         }
     }
 {%- if queue %}
@@ -80,6 +86,7 @@ impl AccountMailer {
             About::ConfirmEmail { user } => Mail::ConfirmEmail {
                 link: self.link(Purpose::ConfirmEmail, user).await?,
                 expires_in: mails::describe(self.confirm_ttl),
+                required_to_sign_in: self.confirmation_required,
             },
             About::ResetPassword { user } => Mail::ResetPassword {
                 link: self.link(Purpose::ResetPassword, user).await?,
@@ -89,6 +96,12 @@ impl AccountMailer {
                 link: self.mailer.url("/forgot-password"),
             },
             About::PasswordChanged => Mail::PasswordChanged,
+            About::NoAccount => Mail::NoAccount {
+                link: self.mailer.url("/register"),
+            },
+            About::AlreadyConfirmed => Mail::AlreadyConfirmed {
+                link: self.mailer.url("/forgot-password"),
+            },
         }
         .compose()
         .context("Failed to render an account mail")?;

@@ -1,20 +1,25 @@
 //! The auth module's commands.
 
 use anyhow::Context as _;
-use clap::Subcommand;
+use clap::{ArgGroup, Subcommand};
 use secrecy::SecretString;
 
-use crate::{cli::ModuleCommand, config::Settings};
+use crate::{cli::ModuleCommand, config::Settings, storage::Storage};
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Make an account an admin, creating it if it does not exist.
+    /// Create an admin account, or make an existing, confirmed account an admin.
+    #[command(group(ArgGroup::new("how").required(true).args(["password_stdin", "promote_existing"])))]
     CreateAdmin {
         #[arg(long)]
         email: String,
-        /// Read the password of a new account from the first line of stdin.
+        /// Create the account, reading its password from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
+        /// Promote the account that already uses this address; its owner must have
+        /// confirmed it. Its sessions end.
+        #[arg(long)]
+        promote_existing: bool,
     },
 }
 
@@ -23,10 +28,22 @@ impl ModuleCommand for Command {
         match self {
             Self::CreateAdmin {
                 email,
-                password_stdin,
+                password_stdin: _,
+                promote_existing,
             } => {
-                let password = password_stdin.then(read_password).transpose()?;
-                let done = super::admin::create_admin(&settings, &email, password).await?;
+                let storage = Storage::connect(&settings.database)
+                    .await
+                    .context("Failed to connect to the database")?;
+                let done = if promote_existing {
+                    let redis = crate::redis::Redis::connect(&settings.redis)
+                        .await
+                        .context("Failed to connect to Redis")?;
+                    let auth = super::Auth::new(&settings.auth, settings.http.https, redis);
+                    super::admin::promote_existing(&storage, &auth.sessions, &email).await?
+                } else {
+                    let hasher = super::PasswordHasher::new(settings.auth.bcrypt_cost);
+                    super::admin::create(&storage, &hasher, &email, read_password()?).await?
+                };
                 println!("{done}");
                 Ok(())
             }

@@ -4,8 +4,12 @@
 //! and neither does their timing: a request only checks its input and its limits, and
 //! answers; looking the address up, issuing a link's token and sending happen afterwards,
 //! on a task of their own{% if queue %}, which hands the mail to the job queue{% endif %}. A failed delivery is
-//! logged rather than reported, for the same reason. Every mail sent on behalf of an
-//! anonymous request counts against its recipient's limit (`auth.mails_per_address`).
+//! logged rather than reported, for the same reason. Every request for a link sends
+//! exactly one mail, whoever owns the address (a link, or a notice that no account uses
+//! it or that it is confirmed already){% if queue %}, so that no count of queued jobs tells
+//! registered addresses apart{% endif %}. Every mail sent on behalf of an anonymous request counts
+//! against its recipient's mailbox (`auth.mails_per_address`) and its client
+//! (`auth.mails_per_client`).
 
 use secrecy::SecretString;
 
@@ -87,7 +91,7 @@ async fn deliver(state: &AppState, mail: AccountMail) -> anyhow::Result<()> {
 
 /// After `register`: a confirmation link for a new account, a heads-up for a taken
 /// address. The answer to `register` is the same either way, so a mail over the
-/// recipient's limit is skipped silently rather than refused.
+/// recipient's or the client's limit is skipped silently rather than refused.
 ///
 /// # Errors
 /// `Unavailable` when Redis does not answer.
@@ -101,10 +105,10 @@ pub async fn after_registration(
         Err(StorageError::Conflict) => About::AddressTaken,
         Err(_) => return Ok(()),
     };
-    match context.state.auth.limit_recipient(&user.email).await {
+    match limit_mail_request(context, &user.email).await {
         Ok(()) => {}
         Err(AppError::RateLimited { .. }) => {
-            tracing::warn!("Skipped a registration mail: its address had its share");
+            tracing::warn!("Skipped a registration mail: its address or client had its share");
             return Ok(());
         }
         Err(error) => return Err(error),
@@ -117,31 +121,34 @@ pub async fn after_registration(
     Ok(())
 }
 
-/// Refuses unconfirmed accounts when `auth.require_confirmed_email` is set.
-///
-/// # Errors
-/// `Unauthenticated` for an unconfirmed account under that setting.
-pub fn ensure_may_sign_in(context: &Context, user: &User) -> Result<(), AppError> {
-    if context.state.auth.settings.require_confirmed_email && !user.email_confirmed {
-        return Err(AppError::Unauthenticated(
-            "confirm your email address before signing in",
-        ));
-    }
-    Ok(())
+/// Whether `user` may sign in: not before the address is confirmed when
+/// `auth.require_confirmed_email` is set.
+pub fn may_sign_in(context: &Context, user: &User) -> bool {
+    user.email_confirmed || !context.state.auth.settings.require_confirmed_email
 }
 
-pub fn notify_password_changed(context: &Context, to: &Email) {
+/// After any change of `user`'s password: outstanding reset links stop working, and the
+/// owner hears of it.
+///
+/// # Errors
+/// `Unavailable` when Redis does not answer.
+pub async fn after_password_change(context: &Context, user: &User) -> Result<(), AppError> {
+    tokens(context)
+        .revoke(Purpose::ResetPassword, user.id)
+        .await?;
     let mail = AccountMail {
-        to: to.clone(),
+        to: user.email.clone(),
         about: About::PasswordChanged,
     };
     after_answer(context, |state| async move { deliver(&state, mail).await });
+    Ok(())
 }
 
-/// Counts a mail request against its client's and its recipient's limits.
+/// Counts a mail an anonymous request asks for against its client's and its
+/// recipient's limits.
 async fn limit_mail_request(context: &Context, email: &Email) -> Result<(), AppError> {
     let auth = &context.state.auth;
-    auth.limit_client("mail", context.auth.client_ip()).await?;
+    auth.limit_client_mail(context.auth.client()).await?;
     auth.limit_recipient(email).await
 }
 
@@ -156,35 +163,40 @@ pub async fn confirm_email(context: &Context, token: &str) -> Result<bool, AppEr
     }
 }
 
-/// Mails a new link if the address has an unconfirmed account, after answering.
+/// Mails a new link if the address has an unconfirmed account, after answering; a
+/// notice otherwise.
 pub async fn resend_confirmation(context: &Context, email: String) -> Result<String, AppError> {
-    let email = Email::parse(&email)?;
-    limit_mail_request(context, &email).await?;
-    after_answer(context, |state| async move {
-        let unconfirmed = state
-            .storage
-            .find_by_email(&email)
-            .await?
-            .filter(|user| !user.email_confirmed);
-        if let Some(user) = unconfirmed {
-            let about = About::ConfirmEmail { user: user.id };
-            deliver(&state, AccountMail { to: user.email, about }).await?;
-        }
-        Ok(())
-    });
-    Ok(SENT.into())
+    mail_about_address(context, email, |user| match user {
+        Some(user) if user.email_confirmed => About::AlreadyConfirmed,
+        Some(user) => About::ConfirmEmail { user: user.id },
+        None => About::NoAccount,
+    })
+    .await
 }
 
-/// Mails a reset link if the address has an account, after answering.
+/// Mails a reset link if the address has an account, after answering; a notice
+/// otherwise.
 pub async fn request_password_reset(context: &Context, email: String) -> Result<String, AppError> {
+    mail_about_address(context, email, |user| match user {
+        Some(user) => About::ResetPassword { user: user.id },
+        None => About::NoAccount,
+    })
+    .await
+}
+
+/// Checks `email` and the limits, answers, then looks the address up and sends the one
+/// mail `about` picks for its account (or its absence).
+async fn mail_about_address(
+    context: &Context,
+    email: String,
+    about: impl FnOnce(Option<&User>) -> About + Send + 'static,
+) -> Result<String, AppError> {
     let email = Email::parse(&email)?;
     limit_mail_request(context, &email).await?;
     after_answer(context, |state| async move {
-        if let Some(user) = state.storage.find_by_email(&email).await? {
-            let about = About::ResetPassword { user: user.id };
-            deliver(&state, AccountMail { to: user.email, about }).await?;
-        }
-        Ok(())
+        let user = state.storage.find_by_email(&email).await?;
+        let about = about(user.as_ref());
+        deliver(&state, AccountMail { to: email, about }).await
     });
     Ok(SENT.into())
 }
@@ -229,6 +241,6 @@ pub async fn reset_password(
     context.state.storage.confirm_email(user.id).await?;
     context.state.auth.sessions.revoke_all(user.id).await?;
     context.auth.end_session();
-    notify_password_changed(context, &user.email);
+    after_password_change(context, &user).await?;
     Ok(true)
 }

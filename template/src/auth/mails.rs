@@ -5,9 +5,10 @@ crate::mail::templates::mails! {
     /// An account mail with what its templates show.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum Mail {
-        /// A new account's confirmation link, which expires in `expires_in`.
+        /// A new account's confirmation link, which expires in `expires_in`; says how
+        /// signing in answers until then when `required_to_sign_in`.
         #[templates("mail/confirm_email.subject.txt", "mail/confirm_email.txt", "mail/confirm_email.html")]
-        ConfirmEmail { link: String, expires_in: String },
+        ConfirmEmail { link: String, expires_in: String, required_to_sign_in: bool },
         /// Someone tried to register the address of an existing account; `link` leads
         /// to the password-reset form.
         #[templates("mail/address_taken.subject.txt", "mail/address_taken.txt", "mail/address_taken.html")]
@@ -18,6 +19,14 @@ crate::mail::templates::mails! {
         /// The account's password was changed or reset.
         #[templates("mail/password_changed.subject.txt", "mail/password_changed.txt", "mail/password_changed.html")]
         PasswordChanged,
+        /// A reset or confirmation link was asked for an address no account uses; `link`
+        /// leads to registration.
+        #[templates("mail/no_account.subject.txt", "mail/no_account.txt", "mail/no_account.html")]
+        NoAccount { link: String },
+        /// A confirmation link was asked for an address already confirmed; `link` leads
+        /// to the password-reset form.
+        #[templates("mail/already_confirmed.subject.txt", "mail/already_confirmed.txt", "mail/already_confirmed.html")]
+        AlreadyConfirmed { link: String },
     }
 }
 
@@ -68,8 +77,32 @@ mod tests {
         let mail = Mail::ConfirmEmail {
             link: LINK.into(),
             expires_in: "24 hours".into(),
+            required_to_sign_in: false,
         };
         assert_snapshot("account_confirm_email", &mail);
+    }
+
+    #[test]
+    fn the_confirmation_mail_says_how_sign_in_answers_until_confirmed_when_required() {
+        let mail = Mail::ConfirmEmail {
+            link: LINK.into(),
+            expires_in: "24 hours".into(),
+            required_to_sign_in: true,
+        };
+        assert_snapshot("account_confirm_email_required", &mail);
+    }
+
+    #[test]
+    fn the_no_account_mail_as_sent() {
+        assert_snapshot("account_no_account", &Mail::NoAccount { link: LINK.into() });
+    }
+
+    #[test]
+    fn the_already_confirmed_mail_as_sent() {
+        assert_snapshot(
+            "account_already_confirmed",
+            &Mail::AlreadyConfirmed { link: LINK.into() },
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 pub mod admin;
 pub mod cli;
-mod client_ip;
+mod client;
 mod cookie;
 mod guard;
 mod lockout;
@@ -29,7 +29,7 @@ use std::{sync::Arc, time::Duration};
 
 {% if email %}pub use account_mail::{AccountMail, AccountMailer};
 pub use background::Background;
-{% endif %}pub use client_ip::TrustedProxies;
+{% endif %}pub use client::{ClientBuckets, Ipv6Factors};
 pub use cookie::SessionCookie;
 pub use origin::AllowedOrigins;
 pub use password::PasswordHasher;
@@ -40,7 +40,14 @@ use lockout::Lockout;
 use rate_limit::{Limit, RateLimiter};
 use sessions::SessionStore;
 
-use crate::{error::AppError, redis::Redis};
+use crate::{domain::UserId, error::AppError, redis::Redis};
+
+/// The Redis key `name` of `user`: tagged with the user, so that every key of one
+/// account lives in one Redis Cluster slot and one script may touch several of them.
+pub(crate) fn user_key(redis: &Redis, user: UserId, name: &str) -> String {
+    // `{…}` is the hash tag (built without format braces, which Liquid would read).
+    redis.key(&["user:{", &user.to_string(), "}:", name].concat())
+}
 
 /// The auth services shared by all requests.
 pub struct Auth {
@@ -102,22 +109,22 @@ impl Auth {
         }
     }
 
-    /// Counts one attempt at `action` (registration, a mail request) from `client_ip`
-    /// against the per-client limit.
+    /// Counts one attempt at `action` (a registration) from `client` against the
+    /// per-client limit.
     ///
     /// # Errors
     /// `RateLimited` once the limit is exceeded; `Unavailable` without Redis.
     pub async fn limit_client(
         &self,
         action: &'static str,
-        client_ip: &str,
+        client: &ClientBuckets,
     ) -> Result<(), AppError> {
         let limit = Limit {
             attempts: self.settings.login_attempts_per_ip,
             window: Duration::from_secs(self.settings.login_window_secs),
         };
         self.limiter
-            .hit(&format!("{action}:ip:{client_ip}"), limit)
+            .hit_client(action, client, limit)
             .await
             .inspect_err(|error| metrics::limited(action, error))
     }
@@ -129,17 +136,37 @@ impl Auth {
     ///
     /// # Errors
     /// `RateLimited` once the address had its share; `Unavailable` without Redis.
+    /// The recipient is its mailbox: `ada+1@…` and `ada+2@…` count as `ada@…`.
+    ///
+    /// # Errors
+    /// `RateLimited` once the address had its share; `Unavailable` without Redis.
     pub async fn limit_recipient(&self, recipient: &crate::domain::Email) -> Result<(), AppError> {
         use sha2::{Digest, Sha256};
         let limit = Limit {
             attempts: self.settings.mails_per_address,
             window: Duration::from_secs(self.settings.mail_window_secs),
         };
-        let address = hex::encode(Sha256::digest(recipient.as_ref()));
+        let mailbox = hex::encode(Sha256::digest(recipient.mailbox().as_bytes()));
         self.limiter
-            .hit(&format!("mail:to:{address}"), limit)
+            .hit(&format!("mail:to:{mailbox}"), limit)
             .await
             .inspect_err(|error| metrics::limited("mail_recipient", error))
+    }
+
+    /// Counts one mail that an anonymous request of `client` asks for (a confirmation, a
+    /// reset link), before anything is sent: no client can send mail to many addresses.
+    ///
+    /// # Errors
+    /// `RateLimited` once the client had its share; `Unavailable` without Redis.
+    pub async fn limit_client_mail(&self, client: &ClientBuckets) -> Result<(), AppError> {
+        let limit = Limit {
+            attempts: self.settings.mails_per_client,
+            window: Duration::from_secs(self.settings.mail_window_secs),
+        };
+        self.limiter
+            .hit_client("mail", client, limit)
+            .await
+            .inspect_err(|error| metrics::limited("mail", error))
     }
 {%- endif %}
 }

@@ -48,7 +48,7 @@ impl AllowedOrigins {
 
 impl<'de> Deserialize<'de> for AllowedOrigins {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let entries = super::settings::string_list(deserializer)?;
+        let entries = crate::setting_list::deserialize(deserializer)?;
         Self::parse(&entries).map_err(D::Error::custom)
     }
 }

@@ -1,11 +1,14 @@
 //! Fixed-window counters in Redis for costly or abusable actions, such as registrations
-//! per client. Password checks have counters of their own, in `lockout.rs`.
+//! per client. Password checks also reserve their attempt against the account, in
+//! `lockout.rs`.
 //!
 //! Every attempt counts, including each alias of a batched or aliased request, because
-//! the counter is hit inside the resolver, once per executed field.
+//! the counter is hit inside the resolver, once per executed field. Each counter is one
+//! key, so the limits hold on Redis Cluster as on one node.
 
 use std::time::Duration;
 
+use super::client::ClientBuckets;
 use crate::{
     error::AppError,
     redis::{Redis, unavailable},
@@ -33,24 +36,65 @@ impl RateLimiter {
     /// `RateLimited` with the seconds left in the window once `limit` is exceeded;
     /// `Unavailable` when Redis does not answer.
     pub async fn hit(&self, bucket: &str, limit: Limit) -> Result<(), AppError> {
-        let key = self.redis.key(&format!("rate-limit:{bucket}"));
+        self.hit_all(&[(format!("rate-limit:{bucket}"), limit.attempts)], limit)
+            .await
+    }
+
+    /// Counts one attempt at `action` by `client` in each of its buckets, a coarser
+    /// bucket allowing its factor times `limit`.
+    ///
+    /// # Errors
+    /// `RateLimited` once any bucket is over its allowance; `Unavailable` without Redis.
+    pub async fn hit_client(
+        &self,
+        action: &str,
+        client: &ClientBuckets,
+        limit: Limit,
+    ) -> Result<(), AppError> {
+        let counters: Vec<(String, u64)> = client
+            .all()
+            .iter()
+            .map(|bucket| {
+                (
+                    format!("rate-limit:{action}:ip:{}", bucket.key),
+                    limit.attempts.saturating_mul(bucket.factor),
+                )
+            })
+            .collect();
+        self.hit_all(&counters, limit).await
+    }
+
+    /// Counts one attempt in each `(name, allowance)` counter of the window `limit`.
+    async fn hit_all(&self, counters: &[(String, u64)], limit: Limit) -> Result<(), AppError> {
         let window = limit.window_secs();
-        let (count, ttl): (u64, i64) = redis::pipe()
-            .atomic()
-            .incr(&key, 1)
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(window)
-            .arg("NX")
-            .ignore()
-            .ttl(&key)
+        // One key per counter and no transaction across them: every counter may live in
+        // a slot of its own on Redis Cluster.
+        let mut pipe = redis::pipe();
+        for (name, _) in counters {
+            let key = self.redis.key(name);
+            pipe.incr(&key, 1)
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(window)
+                .arg("NX")
+                .ignore()
+                .ttl(&key);
+        }
+        // Two answers per counter: its count, then its seconds to live.
+        let answers: Vec<i64> = pipe
             .query_async(&mut self.redis.connection())
             .await
             .map_err(unavailable)?;
-        if count > limit.attempts {
-            return Err(limited(ttl));
+        let over = answers
+            .chunks_exact(2)
+            .zip(counters)
+            .filter(|(answer, (_, allowance))| u64::try_from(answer[0]).unwrap_or(0) > *allowance)
+            .map(|(answer, _)| answer[1])
+            .max();
+        match over {
+            Some(ttl) => Err(limited(ttl)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

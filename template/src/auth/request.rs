@@ -12,7 +12,8 @@ use actix_web::{HttpRequest, HttpResponseBuilder};
 use tokio::sync::OnceCell;
 
 use super::{
-    Auth, client_ip,
+    Auth,
+    client::ClientBuckets,
     cookie::SessionCookie,
     origin,
     sessions::{ActiveSession, SessionToken},
@@ -31,7 +32,7 @@ pub struct RequestAuth {
     session_ended: AtomicBool,
     /// The session's user, loaded on first use.
     pub(super) user: OnceCell<Option<User>>,
-    client_ip: String,
+    client: ClientBuckets,
     /// Whether an operation that costs a bcrypt hash already ran in this request.
     password_work_claimed: AtomicBool,
     cookie_change: Mutex<Option<CookieChange>>,
@@ -44,7 +45,7 @@ impl RequestAuth {
             session: None,
             session_ended: AtomicBool::new(false),
             user: OnceCell::new(),
-            client_ip: "unknown".into(),
+            client: ClientBuckets::unknown(),
             password_work_claimed: AtomicBool::new(false),
             cookie_change: Mutex::new(None),
         }
@@ -71,7 +72,10 @@ impl RequestAuth {
         };
         Ok(Self {
             session,
-            client_ip: client_ip::of(request, &auth.settings.trusted_proxies),
+            client: crate::client_ip::of_request(request)
+                .map_or_else(ClientBuckets::unknown, |address| {
+                    ClientBuckets::of(address, auth.settings.ipv6_factors())
+                }),
             ..Self::anonymous()
         })
     }
@@ -83,9 +87,9 @@ impl RequestAuth {
             .filter(|_| !self.session_ended.load(Ordering::Acquire))
     }
 
-    /// The client's rate-limit bucket (see `client_ip.rs`).
-    pub fn client_ip(&self) -> &str {
-        &self.client_ip
+    /// The client's rate-limit buckets (see `client.rs`).
+    pub fn client(&self) -> &ClientBuckets {
+        &self.client
     }
 
     /// Makes the rest of the request anonymous, after its session was ended or replaced.

@@ -98,7 +98,7 @@ pub async fn register(
     let auth = &context.state.auth;
     let email = Email::parse(&email)?;
     // Each registration costs a bcrypt hash: cap them per client like logins.
-    auth.limit_client("register", context.auth.client_ip()).await?;
+    auth.limit_client("register", context.auth.client()).await?;
     let hash = auth
         .passwords
         .hash_new(SecretString::from(password), &email)
@@ -129,7 +129,7 @@ pub async fn login(
     let email = Email::parse(&email)?;
     let attempt = auth
         .lockout
-        .admit(context.auth.client_ip(), &email, "login")
+        .admit(context.auth.client(), &email, "login")
         .await
         .inspect_err(super::metrics::login_refused)?;
 
@@ -139,16 +139,25 @@ pub async fn login(
         .passwords
         .verify(&SecretString::from(password), hash)
         .await?;
-    let Some(user) = user.filter(|_| verified) else {
+    let user = user.filter(|_| verified);
+{%- if email %}
+    // Until the address is confirmed, the right password gets the wrong one's answer,
+    // and counts like it: another answer would confirm a guess (OWASP ASVS 5.0 V6.3.8).
+    if user
+        .as_ref()
+        .is_some_and(|user| !super::email_flows::may_sign_in(context, user))
+    {
+        auth.lockout.failed(attempt).await?;
+        super::metrics::login("unconfirmed");
+        return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
+    }
+{%- endif %}
+    let Some(user) = user else {
         auth.lockout.failed(attempt).await?;
         super::metrics::login("wrong_credentials");
         return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
     };
     auth.lockout.succeeded(attempt).await?;
-{%- if email %}
-    super::email_flows::ensure_may_sign_in(context, &user)
-        .inspect_err(|_| super::metrics::login("unconfirmed"))?;
-{%- endif %}
 
     // A session the client arrived with is dropped: the signed-in session is always new.
     if let Some(previous) = context.auth.session() {
@@ -201,7 +210,7 @@ pub async fn change_password(
     let user = context.require_user().await?;
     let attempt = auth
         .lockout
-        .admit(context.auth.client_ip(), &user.email, "change_password")
+        .admit(context.auth.client(), &user.email, "change_password")
         .await?;
     let verified = auth
         .passwords
@@ -232,7 +241,7 @@ pub async fn change_password(
         .auth
         .set_session_cookie(auth.sessions.create(user.id).await?);
 {%- if email %}
-    super::email_flows::notify_password_changed(context, &user.email);
+    super::email_flows::after_password_change(context, user).await?;
 {%- endif %}
     Ok(true)
 }

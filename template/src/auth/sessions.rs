@@ -112,7 +112,7 @@ impl SessionStore {
     }
 
     fn user_sessions_key(&self, user_id: UserId) -> String {
-        self.redis.key(&format!("user-sessions:{user_id}"))
+        super::user_key(&self.redis, user_id, "sessions")
     }
 
     /// Starts a session with a fresh token (never reusing one the client sent, which

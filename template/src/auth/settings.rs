@@ -1,6 +1,6 @@
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use super::{client_ip::TrustedProxies, origin::AllowedOrigins};
+use super::{client::Ipv6Factors, origin::AllowedOrigins};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,8 +19,9 @@ pub struct AuthSettings {
     /// Password checks, registrations and mail requests per client in a window.
     pub login_attempts_per_ip: u64,
     pub login_window_secs: u64,
-    /// Networks of the reverse proxies whose `X-Forwarded-For` entries are believed.
-    pub trusted_proxies: TrustedProxies,
+    /// How many times a /64's allowance an IPv6 /56 and /48 may use (see `client.rs`).
+    pub ipv6_56_factor: u64,
+    pub ipv6_48_factor: u64,
 {%- if email %}
     /// Refuse to sign in accounts whose email is not confirmed yet.
     pub require_confirmed_email: bool,
@@ -29,30 +30,19 @@ pub struct AuthSettings {
     pub reset_token_ttl_secs: u64,
     /// Mails one address may be sent on behalf of anonymous requests in a window.
     pub mails_per_address: u64,
+    /// Mails one client may cause to be sent by anonymous requests in a window.
+    pub mails_per_client: u64,
     pub mail_window_secs: u64,
 {%- endif %}
 }
 
-/// A list setting: a TOML array, or one comma-separated string, which is how an
-/// environment variable carries a list (`APP_AUTH__TRUSTED_PROXIES=10.0.0.0/8,fd00::/8`).
-pub(super) fn string_list<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum List {
-        Items(Vec<String>),
-        Text(String),
+impl AuthSettings {
+    pub fn ipv6_factors(&self) -> Ipv6Factors {
+        Ipv6Factors {
+            per_56: self.ipv6_56_factor,
+            per_48: self.ipv6_48_factor,
+        }
     }
-    Ok(match List::deserialize(deserializer)? {
-        List::Items(items) => items,
-        List::Text(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(String::from)
-            .collect(),
-    })
 }
 
 #[cfg(test)]
@@ -79,21 +69,9 @@ mod tests {
     }
 
     #[test]
-    fn lists_come_as_arrays_or_comma_separated_text() {
-        let from_array = with_auth(r#"trusted_proxies = ["10.0.0.0/8", "fd00::/8"]"#);
-        let from_text = with_auth(r#"trusted_proxies = "10.0.0.0/8, fd00::/8""#);
-
-        assert!(from_array.is_ok(), "{from_array:?}");
-        assert!(from_text.is_ok(), "{from_text:?}");
-    }
-
-    #[test]
-    fn a_bad_network_or_origin_stops_start_up_naming_it() {
-        let proxy = with_auth(r#"trusted_proxies = ["10.0.0.0/8", "10.0.0/33"]"#).unwrap_err();
+    fn a_bad_origin_stops_start_up_naming_it() {
         let origin = with_auth(r#"allowed_origins = "https://app.example.com/path""#).unwrap_err();
 
-        assert!(proxy.contains("`10.0.0/33`"), "{proxy}");
-        assert!(proxy.contains("auth.trusted_proxies"), "{proxy}");
         assert!(origin.contains("`https://app.example.com/path`"), "{origin}");
         assert!(origin.contains("auth.allowed_origins"), "{origin}");
     }

@@ -1,14 +1,18 @@
 //! Single-use tokens for links sent by mail (OWASP ASVS 5.0 V6.4).
 //!
-//! 256 random bits; Redis keeps only the SHA-256, under a key that names the purpose, so a
-//! confirmation token can never reset a password. A token works once and expires; issuing
-//! a new one for the same user and purpose invalidates the previous one.
+//! A token is the user's id and 128 random bits. Redis keeps only the SHA-256 of the
+//! random part, under a key that names the user and the purpose: a confirmation token can
+//! never reset a password, issuing a new token for the same user and purpose voids the
+//! previous one, and revoking a purpose voids every outstanding link of it at once. Each
+//! user's tokens are one key per purpose, tagged with the user, so every step is a single
+//! key on Redis Cluster too.
 
 use std::{sync::LazyLock, time::Duration};
 
 use redis::Script;
+use secrecy::{ExposeSecret, SecretString};
 
-use super::sessions::{SessionToken, hash};
+use super::sessions::hash;
 use crate::{
     domain::UserId,
     error::AppError,
@@ -30,28 +34,47 @@ impl Purpose {
     }
 }
 
-/// Stores the new token and drops the user's previous one of the same purpose.
-static ISSUE: LazyLock<Script> = LazyLock::new(|| {
+/// Deletes the token `KEYS[1]` if it holds the hash `ARGV[1]`: 1 if it did.
+static CONSUME: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local previous = redis.call('GET', KEYS[2])
-if previous then redis.call('DEL', ARGV[3] .. previous) end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[2])
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
 ",
     )
 });
 
-/// Returns the token's user and deletes the token, so it cannot be used twice.
-static CONSUME: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local user = redis.call('GETDEL', KEYS[1])
-if user then redis.call('DEL', ARGV[1] .. user) end
-return user
-",
-    )
-});
+/// The text of a link's token, shown only in its mail.
+pub struct LinkToken(SecretString);
+
+impl LinkToken {
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// A token as presented: whose it is and the random part to check.
+struct Presented<'a> {
+    user: UserId,
+    secret: &'a str,
+}
+
+/// Hex digits of each part of a token: a UUID's 32, then 128 random bits.
+const PART: usize = 32;
+
+impl<'a> Presented<'a> {
+    fn parse(token: &'a str) -> Option<Self> {
+        if token.len() != 2 * PART || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let (user, secret) = token.split_at(PART);
+        let user = UserId::parse(user).ok()?;
+        Some(Self { user, secret })
+    }
+}
 
 #[derive(Clone)]
 pub struct OneTimeTokens {
@@ -63,36 +86,35 @@ impl OneTimeTokens {
         Self { redis }
     }
 
-    fn token_prefix(&self, purpose: Purpose) -> String {
-        self.redis.key(&format!("token:{}:", purpose.as_str()))
+    fn key(&self, purpose: Purpose, user: UserId) -> String {
+        super::user_key(&self.redis, user, &format!("token:{}", purpose.as_str()))
     }
 
-    fn latest_prefix(&self, purpose: Purpose) -> String {
-        self.redis
-            .key(&format!("latest-token:{}:", purpose.as_str()))
-    }
-
+    /// A new token for `user` and `purpose`, valid for `ttl`; the previous one of the
+    /// same purpose stops working.
+    ///
     /// # Errors
     /// `Unavailable` when Redis does not answer.
     pub async fn issue(
         &self,
         purpose: Purpose,
-        user_id: UserId,
+        user: UserId,
         ttl: Duration,
-    ) -> Result<SessionToken, AppError> {
-        let token = SessionToken::generate()?;
-        let id_hash = hash(token.expose());
-        ISSUE
-            .key(format!("{}{id_hash}", self.token_prefix(purpose)))
-            .key(format!("{}{user_id}", self.latest_prefix(purpose)))
-            .arg(user_id.to_string())
+    ) -> Result<LinkToken, AppError> {
+        let mut random = [0u8; PART / 2];
+        getrandom::fill(&mut random)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness available: {e}")))?;
+        let secret = hex::encode(random);
+        redis::cmd("SET")
+            .arg(self.key(purpose, user))
+            .arg(hash(&secret))
+            .arg("EX")
             .arg(ttl.as_secs().max(1))
-            .arg(self.token_prefix(purpose))
-            .arg(&id_hash)
-            .invoke_async::<()>(&mut self.redis.connection())
+            .query_async::<()>(&mut self.redis.connection())
             .await
             .map_err(unavailable)?;
-        Ok(token)
+        let user = user.simple();
+        Ok(LinkToken(SecretString::from(format!("{user}{secret}"))))
     }
 
     /// The user the token was issued to, if it is live; the token stays live.
@@ -100,31 +122,60 @@ impl OneTimeTokens {
     /// # Errors
     /// `Unavailable` when Redis does not answer.
     pub async fn peek(&self, purpose: Purpose, token: &str) -> Result<Option<UserId>, AppError> {
-        if !SessionToken::is_well_formed(token) {
+        let Some(presented) = Presented::parse(token) else {
             return Ok(None);
-        }
-        let user: Option<String> = redis::cmd("GET")
-            .arg(format!("{}{}", self.token_prefix(purpose), hash(token)))
+        };
+        let stored: Option<String> = redis::cmd("GET")
+            .arg(self.key(purpose, presented.user))
             .query_async(&mut self.redis.connection())
             .await
             .map_err(unavailable)?;
-        Ok(user.and_then(|id| UserId::parse(&id).ok()))
+        let live = stored.is_some_and(|stored| stored == hash(presented.secret));
+        Ok(live.then_some(presented.user))
     }
 
-    /// The user the token was issued to, if it is live; the token is spent either way.
+    /// The user the token was issued to, if it is live; a live token is spent.
     ///
     /// # Errors
     /// `Unavailable` when Redis does not answer.
     pub async fn consume(&self, purpose: Purpose, token: &str) -> Result<Option<UserId>, AppError> {
-        if !SessionToken::is_well_formed(token) {
+        let Some(presented) = Presented::parse(token) else {
             return Ok(None);
-        }
-        let user: Option<String> = CONSUME
-            .key(format!("{}{}", self.token_prefix(purpose), hash(token)))
-            .arg(self.latest_prefix(purpose))
+        };
+        let spent: u8 = CONSUME
+            .key(self.key(purpose, presented.user))
+            .arg(hash(presented.secret))
             .invoke_async(&mut self.redis.connection())
             .await
             .map_err(unavailable)?;
-        Ok(user.and_then(|id| UserId::parse(&id).ok()))
+        Ok((spent == 1).then_some(presented.user))
+    }
+
+    /// Voids every outstanding token of `user` for `purpose`.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn revoke(&self, purpose: Purpose, user: UserId) -> Result<(), AppError> {
+        redis::cmd("DEL")
+            .arg(self.key(purpose, user))
+            .query_async::<()>(&mut self.redis.connection())
+            .await
+            .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_names_its_user_and_anything_else_is_no_token() {
+        let user = UserId::generate();
+        let token = format!("{}{}", user.simple(), "ab".repeat(16));
+
+        assert_eq!(Presented::parse(&token).map(|p| p.user), Some(user));
+        for malformed in ["", "abc", &"z".repeat(64), &"a".repeat(65), &token[1..]] {
+            assert!(Presented::parse(malformed).is_none(), "{malformed}");
+        }
     }
 }

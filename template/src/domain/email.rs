@@ -27,6 +27,17 @@ impl Email {
         Ok(Self(email))
     }
 
+    /// The mailbox this address delivers to, as far as limits go: without a `+tag` in the
+    /// local part, which most providers ignore (`ada+1@example.com` reaches
+    /// `ada@example.com`). Limits per recipient key on it, so tags cannot multiply them.
+    pub fn mailbox(&self) -> std::borrow::Cow<'_, str> {
+        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
+        match local.split_once('+') {
+            Some((base, _)) if !base.is_empty() => format!("{base}@{domain}").into(),
+            _ => self.0.as_str().into(),
+        }
+    }
+
     /// The address and its parts (local part, domain labels): words a guesser who knows
     /// the address tries first, so a password must not be made of them.
     pub fn guessable_parts(&self) -> Vec<&str> {
@@ -71,6 +82,16 @@ mod tests {
     fn addresses_are_normalised() {
         let email = Email::parse("  Ada.Lovelace@Example.COM ").unwrap();
         assert_eq!(email.as_ref(), "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn the_mailbox_drops_a_tag_but_keeps_the_rest() {
+        let mailbox = |text: &str| Email::parse(text).unwrap().mailbox().into_owned();
+
+        assert_eq!(mailbox("victim+1@example.com"), "victim@example.com");
+        assert_eq!(mailbox("victim+a+b@example.com"), "victim@example.com");
+        assert_eq!(mailbox("victim@example.com"), "victim@example.com");
+        assert_eq!(mailbox("+only@example.com"), "+only@example.com");
     }
 
     #[test]

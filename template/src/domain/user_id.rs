@@ -13,6 +13,11 @@ impl UserId {
         Self(Uuid::now_v7())
     }
 
+    /// The id as 32 hex digits, without hyphens (parses back with [`UserId::parse`]).
+    pub fn simple(self) -> String {
+        self.0.simple().to_string()
+    }
+
     /// # Errors
     /// Refuses anything that is not a UUID.
     pub fn parse(input: &str) -> Result<Self, DomainError> {

@@ -6,7 +6,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use {{crate_name}}::{
-    auth::{AllowedOrigins, PasswordHasher, TrustedProxies, admin},
+    auth::{AllowedOrigins, PasswordHasher, admin},
+    client_ip::TrustedProxies,
     config::Settings,
 };
 
@@ -53,7 +54,7 @@ pub async fn graphql_from(
 /// Trusts the tests' own address as a reverse proxy, so that `X-Forwarded-For` says which
 /// client a request comes from.
 pub fn behind_a_proxy(settings: &mut Settings) {
-    settings.auth.trusted_proxies = TrustedProxies::parse(&["127.0.0.1/32".into()]).unwrap();
+    settings.http.trusted_proxies = Some(TrustedProxies::parse(&["127.0.0.1/32".into()]).unwrap());
 }
 
 pub async fn register(app: &TestApp, email: &str, password: &str) -> Value {
@@ -287,39 +288,40 @@ async fn a_forged_token_is_unauthenticated() {
     }
 }
 
+/// Creates an admin the way `create-admin --password-stdin` does; returns its address.
+pub async fn create_admin(app: &TestApp) -> String {
+    let email = unique_email();
+    admin::create(
+        &app.state.storage,
+        &PasswordHasher::new(4),
+        &email,
+        SecretString::from(PASSWORD),
+    )
+    .await
+    .unwrap();
+    email
+}
+
 #[tokio::test]
 async fn the_user_list_is_for_admins_only() {
     let app = spawn_app().await;
-    let (email, token) = signed_in(&app).await;
+    let (_, token) = signed_in(&app).await;
+    let admin = login(&app, &create_admin(&app).await, PASSWORD).await;
     let users = "{ users(first: 2) { users { email } nextCursor } }";
 
     let anonymous = graphql(&app, None, users, json!({})).await;
     let as_user = graphql(&app, Some(&token), users, json!({})).await;
-    admin::promote_or_create(&app.state.storage, &PasswordHasher::new(4), &email, None)
-        .await
-        .unwrap();
-    let as_admin = graphql(&app, Some(&token), users, json!({})).await;
+    let as_admin = graphql(&app, Some(&admin), users, json!({})).await;
 
     assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
     assert_eq!(error_code(&as_user), "FORBIDDEN");
-    assert_eq!(
-        as_admin["data"]["users"]["users"][0]["email"],
-        email.as_str()
-    );
+    assert!(as_admin["data"]["users"]["users"][0]["email"].is_string(), "{as_admin}");
 }
 
 #[tokio::test]
 async fn admins_page_through_users() {
     let app = spawn_app().await;
-    let admin_email = unique_email();
-    admin::promote_or_create(
-        &app.state.storage,
-        &PasswordHasher::new(4),
-        &admin_email,
-        Some(SecretString::from(PASSWORD)),
-    )
-    .await
-    .unwrap();
+    let admin_email = create_admin(&app).await;
     for _ in 0..2 {
         register(&app, &unique_email(), PASSWORD).await;
     }
@@ -779,6 +781,122 @@ async fn a_strangers_wrong_guesses_do_not_lock_the_owner_out() {
     assert!(owner["data"]["login"]["sessionToken"].is_string(), "{owner}");
     assert_eq!(error_code(&newcomer_wrong), "UNAUTHENTICATED");
     assert_eq!(error_code(&newcomer_again), "RATE_LIMITED");
+}
+
+/// Sends `guesses` logins for `email` from `client` all at once; returns their error
+/// codes (`OK` for a session), in the order they came back.
+async fn concurrent_logins(app: &TestApp, client: &str, email: &str, guesses: &[&str]) -> Vec<String> {
+    let mut requests = tokio::task::JoinSet::new();
+    for password in guesses {
+        let request = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .header("X-Forwarded-For", client)
+            .json(&json!({
+                "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken } }",
+                "variables": { "e": email, "p": password },
+            }));
+        requests.spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() });
+    }
+    let mut codes = Vec::new();
+    while let Some(answer) = requests.join_next().await {
+        let answer = answer.unwrap();
+        codes.push(match answer["data"]["login"]["sessionToken"].as_str() {
+            Some(_) => "OK".to_string(),
+            None => error_code(&answer).to_string(),
+        });
+    }
+    codes
+}
+
+fn count(codes: &[String], code: &str) -> usize {
+    codes.iter().filter(|c| *c == code).count()
+}
+
+#[tokio::test]
+async fn concurrent_guesses_evaluate_no_more_than_the_accounts_allowance() {
+    let app = spawn_app_with(|s| {
+        behind_a_proxy(s);
+        s.auth.login_failures_per_account = 5;
+    })
+    .await;
+    let (email, _) = signed_in(&app).await;
+
+    let codes = concurrent_logins(&app, "203.0.113.66", &email, &["not the password"; 20]).await;
+
+    assert_eq!(count(&codes, "UNAUTHENTICATED"), 5, "{codes:?}");
+    assert_eq!(count(&codes, "RATE_LIMITED"), 15, "{codes:?}");
+}
+
+#[tokio::test]
+async fn concurrent_guesses_from_a_fresh_client_on_a_locked_account_evaluate_one() {
+    // Arrange: a stranger locks the account for the clients that failed.
+    let app = spawn_app_with(|s| {
+        behind_a_proxy(s);
+        s.auth.login_failures_per_account = 3;
+    })
+    .await;
+    let (email, _) = signed_in(&app).await;
+    for _ in 0..3 {
+        try_login_from(&app, Some("203.0.113.66"), None, &email, "not the password").await;
+    }
+    // 20 guesses at once from a client that has not failed yet, the 18th right.
+    let mut guesses = ["not the password"; 20];
+    guesses[17] = PASSWORD;
+
+    // Act
+    let codes = concurrent_logins(&app, "192.0.2.1", &email, &guesses).await;
+
+    // Assert: one guess was evaluated, whichever it was; every other one was refused.
+    assert_eq!(count(&codes, "RATE_LIMITED"), 19, "{codes:?}");
+}
+
+#[tokio::test]
+async fn an_ipv6_site_counts_as_one_client_across_its_64s() {
+    let app = spawn_app_with(|s| {
+        behind_a_proxy(s);
+        s.auth.login_attempts_per_ip = 2;
+        s.auth.ipv6_56_factor = 2;
+        s.auth.ipv6_48_factor = 3;
+    })
+    .await;
+    let attempt = async |client: String| {
+        let answer = try_login_from(&app, Some(&client), None, &unique_email(), "wrong").await;
+        error_code(&answer).to_string()
+    };
+
+    // Six /64s of one /48, each in a /56 of its own: the /48 allows 2 × 3 attempts.
+    let mut codes = Vec::new();
+    for site_56 in 0..7 {
+        codes.push(attempt(format!("2001:db8:1:{:x}00::1", site_56)).await);
+    }
+    let other_site = attempt("2001:db8:2::1".into()).await;
+
+    assert_eq!(count(&codes, "UNAUTHENTICATED"), 6, "{codes:?}");
+    assert_eq!(codes[6], "RATE_LIMITED");
+    assert_eq!(other_site, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn tunnelled_ipv6_addresses_count_as_the_ipv4_client_they_carry() {
+    let app = spawn_app_with(|s| {
+        behind_a_proxy(s);
+        s.auth.login_attempts_per_ip = 2;
+    })
+    .await;
+    let attempt = async |client: &str| {
+        let answer = try_login_from(&app, Some(client), None, &unique_email(), "wrong").await;
+        error_code(&answer).to_string()
+    };
+
+    // 192.0.2.1 itself, then through 6to4 from two /64s of its /48.
+    let codes = [
+        attempt("192.0.2.1").await,
+        attempt("2002:c000:201:1::1").await,
+        attempt("2002:c000:201:2::1").await,
+    ];
+
+    assert_eq!(codes, ["UNAUTHENTICATED", "UNAUTHENTICATED", "RATE_LIMITED"]);
 }
 
 #[tokio::test]

@@ -20,6 +20,9 @@ const CONFIRM: &str = "Confirm your email address";
 const RESET: &str = "Reset your password";
 const PASSWORD_CHANGED: &str = "Your password was changed";
 const ADDRESS_TAKEN: &str = "Someone tried to sign up with your address";
+const NO_ACCOUNT: &str = "No account uses this address";
+const ALREADY_CONFIRMED: &str = "Your email address is already confirmed";
+const RESEND: &str = "mutation($e: String!) { resendConfirmation(email: $e) }";
 
 /// The newest mail to `to` with `subject`{% if queue %}: jobs may deliver mails in any order{% endif %}.
 async fn last_mail_to(app: &TestApp, to: &str, subject: &str) -> SentMail {
@@ -108,10 +111,9 @@ async fn resending_confirmation_answers_the_same_for_unknown_addresses() {
     let email = unique_email();
     register(&app, &email, PASSWORD).await;
     let first_token = token_in(&last_mail_to(&app, &email, CONFIRM).await);
-    let resend = "mutation($e: String!) { resendConfirmation(email: $e) }";
 
-    let known = graphql(&app, None, resend, json!({ "e": email })).await;
-    let unknown = graphql(&app, None, resend, json!({ "e": unique_email() })).await;
+    let known = graphql(&app, None, RESEND, json!({ "e": email })).await;
+    let unknown = graphql(&app, None, RESEND, json!({ "e": unique_email() })).await;
 
     assert_eq!(known, unknown);
     let second_token = token_in(&last_mail_to(&app, &email, CONFIRM).await);
@@ -198,7 +200,26 @@ async fn reset_requests_answer_the_same_for_unknown_addresses() {
     let unknown = request_reset(&app, &stranger).await;
 
     assert_eq!(known, unknown);
-    assert!(app.mails_to(&stranger).await.is_empty());
+    let notices = app.mails_to(&stranger).await;
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].subject(), NO_ACCOUNT);
+    assert!(!notices[0].raw.contains("token="), "an unknown address got a token");
+}
+
+#[tokio::test]
+async fn every_link_request_sends_one_mail_whoever_owns_the_address() {
+    let app = spawn_app().await;
+    let (confirmed, _) = signed_in(&app).await;
+    confirm(&app, &token_in(&last_mail_to(&app, &confirmed, CONFIRM).await)).await;
+    let unknown = unique_email();
+
+    graphql(&app, None, RESEND, json!({ "e": confirmed })).await;
+    graphql(&app, None, RESEND, json!({ "e": unknown })).await;
+
+    last_mail_to(&app, &confirmed, ALREADY_CONFIRMED).await;
+    let to_unknown = app.mails_to(&unknown).await;
+    assert_eq!(to_unknown.len(), 1);
+    assert_eq!(to_unknown[0].subject(), NO_ACCOUNT);
 }
 
 #[tokio::test]
@@ -225,6 +246,76 @@ async fn unconfirmed_accounts_can_be_kept_from_signing_in() {
 
     assert_eq!(error_code(&refused), "UNAUTHENTICATED");
     login(&app, &email, PASSWORD).await;
+}
+
+#[tokio::test]
+async fn an_unconfirmed_accounts_right_password_gets_the_wrong_passwords_answer() {
+    let app = spawn_app_with(|s| s.auth.require_confirmed_email = true).await;
+    let email = unique_email();
+    register(&app, &email, PASSWORD).await;
+
+    let right = try_login(&app, None, &email, PASSWORD).await;
+    let wrong = try_login(&app, None, &email, "not the password").await;
+
+    assert_eq!(right, wrong);
+    // The mail is where the owner learns why.
+    let mail = last_mail_to(&app, &email, CONFIRM).await;
+    assert!(mail.raw.contains("invalid email or password"), "{}", mail.raw);
+}
+
+#[tokio::test]
+async fn a_password_change_voids_an_outstanding_reset_link() {
+    let app = spawn_app().await;
+    let (email, session) = signed_in(&app).await;
+    request_reset(&app, &email).await;
+    let token = token_in(&last_mail_to(&app, &email, RESET).await);
+
+    graphql(
+        &app,
+        Some(&session),
+        "mutation { changePassword(currentPassword: \"correct horse battery\", newPassword: \"another fine passphrase\") }",
+        json!({}),
+    )
+    .await;
+    let answer = reset(&app, &token, "an attacker's passphrase").await;
+
+    assert_eq!(error_code(&answer), "BAD_USER_INPUT");
+    login(&app, &email, "another fine passphrase").await;
+}
+
+#[tokio::test]
+async fn tagged_addresses_share_their_mailboxs_limit() {
+    let app = spawn_app_with(|s| s.auth.mails_per_address = 2).await;
+    let victim = unique_email();
+    let tagged = |tag: u32| victim.replacen('@', &format!("+{tag}@"), 1);
+
+    let answers = [
+        request_reset(&app, &tagged(1)).await,
+        request_reset(&app, &tagged(2)).await,
+        request_reset(&app, &tagged(3)).await,
+        request_reset(&app, &victim).await,
+    ];
+
+    assert!(answers[1]["data"]["requestPasswordReset"].is_string(), "{answers:?}");
+    assert_eq!(error_code(&answers[2]), "RATE_LIMITED");
+    assert_eq!(error_code(&answers[3]), "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn a_client_may_have_only_its_share_of_mails_sent() {
+    let app = spawn_app_with(|s| s.auth.mails_per_client = 2).await;
+    let (first, second, third) = (unique_email(), unique_email(), unique_email());
+
+    register(&app, &first, PASSWORD).await;
+    request_reset(&app, &second).await;
+    let limited = request_reset(&app, &third).await;
+    let registered = register(&app, &unique_email(), PASSWORD).await;
+
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+    // `register` answers as ever, and sends nothing past the share.
+    assert!(registered["data"]["register"]["message"].is_string(), "{registered}");
+    assert_eq!(app.mails_to(&first).await.len(), 1);
+    assert_eq!(app.mails_to(&third).await.len(), 0);
 }
 
 #[tokio::test]
@@ -331,6 +422,7 @@ async fn known_and_unknown_addresses_are_answered_in_the_same_time() {
         s.redis.url = SecretString::from(proxied);
         s.auth.login_attempts_per_ip = 1000;
         s.auth.mails_per_address = 1000;
+        s.auth.mails_per_client = 1000;
     })
     .await;
     let (known, _) = signed_in(&app).await;
@@ -397,5 +489,46 @@ async fn queued_account_mails_carry_no_link_token() {
     for payload in payloads {
         assert!(!payload.contains("token="), "a link at rest: {payload}");
     }
+}
+
+#[tokio::test]
+async fn queued_account_mails_do_not_tell_registered_addresses_apart() {
+    // Arrange: the real server, metrics on, no worker (jobs only queue).
+    let app = crate::metrics::Metered::serve(&[
+        ("APP_REDIS__KEY_PREFIX", &crate::redis_server::unique_prefix()),
+        ("APP_AUTH__BCRYPT_COST", "4"),
+    ]);
+    let known = unique_email();
+    let register =
+        "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { message } }";
+    let reset = "mutation($e: String!) { requestPasswordReset(email: $e) }";
+    app.graphql(register, json!({ "e": known, "p": PASSWORD })).await;
+    let queued = async || {
+        // Mails are queued after the answer: wait until the count settles.
+        let mut last = None;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = app
+                .scrape()
+                .await
+                .value("jobs_enqueued_total", &[("job", "account_mail")]);
+            if now == last {
+                return now.unwrap_or(0.0);
+            }
+            last = now;
+        }
+    };
+    let before = queued().await;
+
+    // Act
+    app.graphql(reset, json!({ "e": known })).await;
+    let after_known = queued().await;
+    app.graphql(reset, json!({ "e": unique_email() })).await;
+    let after_unknown = queued().await;
+
+    // Assert: one job each.
+    assert_eq!(after_known - before, 1.0);
+    assert_eq!(after_unknown - after_known, 1.0);
+    app.stop().await;
 }
 {%- endif %}

@@ -4,11 +4,13 @@ mod graphql;
 mod health;
 mod helpers;
 mod metrics;
+mod proxies;
 mod shutdown;
 mod storage;
 mod traces;
 {%- if auth %}
 
+mod admin;
 mod auth;
 mod users_storage;
 {%- endif %}

@@ -127,6 +127,22 @@ impl Collector {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// The first span for which `found` holds, within 20 s.
+    async fn wait_for_span(&self, what: &str, found: impl Fn(&Received) -> bool) -> Received {
+        let started = Instant::now();
+        loop {
+            if let Some(span) = self.spans.lock().unwrap().iter().find(|span| found(span)) {
+                return span.clone();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no {what} after 20 s; received: {:#?}",
+                self.spans.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 async fn receive(body: web::Bytes, collector: web::Data<Collector>) -> HttpResponse {
@@ -177,7 +193,8 @@ impl Caller {
 }
 
 /// The binary with `args`, traces on and exported to `endpoint` within 100 ms of a span's
-/// end, and no other OTEL_* variable of this environment.
+/// end, and no other OTEL_* variable of this environment. The test is the caller and its
+/// trusted proxy: only a trusted proxy's trace context is joined.
 fn exporting(args: &[&str], endpoint: &str) -> Command {
     let mut command = binary(args);
     for (name, _) in std::env::vars_os() {
@@ -188,6 +205,7 @@ fn exporting(args: &[&str], endpoint: &str) -> Command {
     command
         .env("APP_TELEMETRY__TRACES", "true")
         .env("APP_HTTP__PORT", "0")
+        .env("APP_HTTP__TRUSTED_PROXIES", "127.0.0.1/32")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100");
 {%- if uses_redis %}
@@ -249,6 +267,57 @@ async fn a_request_joins_its_callers_trace_named_by_its_operation() {
     assert_eq!(request.span.name, "POST /graphql");
     assert_eq!(request.attribute("graphql.operation"), Some("Version"));
     assert_eq!(request.service, "{{project-name}}");
+}
+
+#[tokio::test]
+async fn an_untrusted_callers_trace_is_linked_not_joined() {
+    let (collector, endpoint) = Collector::start();
+    let (mut server, address) = serve(
+        exporting(&["serve"], &endpoint).env("APP_HTTP__TRUSTED_PROXIES", "none"),
+    );
+    let caller = Caller::new();
+
+    post_graphql(&address, &caller, json!({ "query": "{ apiVersion }" })).await;
+    let status = terminate(&mut server).await;
+
+    assert!(status.success(), "exited with {status}");
+    let request = collector
+        .wait_for_span("a server span linked to the caller", |received| {
+            is_server(received)
+                && received
+                    .span
+                    .links
+                    .iter()
+                    .any(|link| hex(&link.trace_id) == caller.trace_id)
+        })
+        .await;
+    assert_ne!(request.trace_id(), caller.trace_id);
+    assert!(request.span.parent_span_id.is_empty(), "a root of its own");
+    let link = &request.span.links[0];
+    assert_eq!(hex(&link.span_id), caller.span_id);
+}
+
+#[tokio::test]
+async fn an_untrusted_caller_cannot_force_its_trace_past_the_sampler() {
+    let (collector, endpoint) = Collector::start();
+    // The operator samples nothing but what trusted callers sampled.
+    let (mut server, address) = serve(
+        exporting(&["serve"], &endpoint)
+            .env("APP_HTTP__TRUSTED_PROXIES", "none")
+            .env("OTEL_TRACES_SAMPLER", "parentbased_always_off"),
+    );
+    let caller = Caller::new(); // its traceparent says "sampled"
+
+    post_graphql(&address, &caller, json!({ "query": "{ apiVersion }" })).await;
+    let status = terminate(&mut server).await;
+
+    assert!(status.success(), "exited with {status}");
+    // The flush at exit has run: whatever was recorded has arrived.
+    let spans = collector.spans.lock().unwrap();
+    assert!(
+        !spans.iter().any(is_server),
+        "{spans:#?}"
+    );
 }
 
 #[tokio::test]
