@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod examples;
+pub mod hardening;
 pub mod install;
 pub mod lint;
 pub mod mongodb;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ci::{
-    examples,
+    examples, hardening,
     render::{self, Request},
     scan,
 };
@@ -198,4 +198,31 @@ fn storage_footprint(example: &examples::Example) -> BTreeMap<String, String> {
         }
     }
     footprint
+}
+
+/// Every variant's findings under `rule`, which reads the file at `path` in the project.
+fn findings_in_every_variant(
+    path: &str,
+    rule: fn(&str) -> anyhow::Result<Vec<String>>,
+) -> Vec<String> {
+    let mut findings = Vec::new();
+    for example in examples::all().unwrap() {
+        let (_dir, project) = render_example(&example);
+        let text = std::fs::read_to_string(project.join(path)).unwrap();
+        for finding in rule(&text).unwrap() {
+            findings.push(format!("{} {path}: {finding}", example.name));
+        }
+    }
+    findings
+}
+
+#[test]
+fn the_network_policy_admits_http_only_from_the_ingress_controller_and_metrics_only_from_monitoring()
+ {
+    let findings = findings_in_every_variant(
+        "deploy/k8s/networkpolicy.yaml",
+        hardening::network_policy_findings,
+    );
+
+    assert!(findings.is_empty(), "{findings:#?}");
 }

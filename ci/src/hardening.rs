@@ -1,0 +1,232 @@
+//! Security rules for what a project ships besides Rust, read as data (YAML parsed, not
+//! grepped line by line): workflows pin every action by commit and give their token read
+//! access unless a job asks for more; the development compose file publishes ports on
+//! loopback only; the image's build context keeps every env file but the example out; the
+//! NetworkPolicy admits each port only from the namespace that needs it.
+//!
+//! Each rule returns its findings, one sentence each: none is a pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use serde::Deserialize as _;
+use serde_norway::Value;
+
+/// Pods of one namespace, selected by the label Kubernetes sets on every namespace and
+/// the `app.kubernetes.io/name` label their chart gives them.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub namespace: &'static str,
+    pub name: &'static str,
+}
+
+impl Peer {
+    fn describe(&self) -> String {
+        format!(
+            "pods app.kubernetes.io/name={} in namespace {}",
+            self.name, self.namespace
+        )
+    }
+}
+
+/// ingress-nginx as its chart installs it: the only source of requests on `http`.
+pub const INGRESS_CONTROLLER: Peer = Peer {
+    namespace: "ingress-nginx",
+    name: "ingress-nginx",
+};
+/// Prometheus as kube-prometheus-stack installs it: the only scraper of `metrics`.
+pub const MONITORING: Peer = Peer {
+    namespace: "monitoring",
+    name: "prometheus",
+};
+/// The named ports of the app's pods and the one peer each admits.
+pub const ADMITTED: [(&str, Peer); 2] = [("http", INGRESS_CONTROLLER), ("metrics", MONITORING)];
+
+/// The findings of the NetworkPolicies in a manifest: together they select the app's
+/// pods for ingress and admit exactly [`ADMITTED`], each named port from its one peer.
+/// A rule without `from` admits every source, one without `ports` every port, an empty
+/// `namespaceSelector` every namespace.
+///
+/// # Errors
+/// Fails if the text is not YAML.
+pub fn network_policy_findings(text: &str) -> Result<Vec<String>> {
+    let mut findings = Vec::new();
+    let mut admitted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut policies = 0;
+    for document in serde_norway::Deserializer::from_str(text) {
+        let document = Value::deserialize(document).context("the manifest is not YAML")?;
+        if document.get("kind").and_then(Value::as_str) != Some("NetworkPolicy") {
+            continue;
+        }
+        policies += 1;
+        let spec = &document["spec"];
+        let selects_app = spec["podSelector"]["matchLabels"]
+            .get("app.kubernetes.io/name")
+            .is_some();
+        let types = spec["policyTypes"].as_sequence();
+        let governs_ingress = types
+            .into_iter()
+            .flatten()
+            .any(|kind| kind.as_str() == Some("Ingress"));
+        if !selects_app || !governs_ingress {
+            findings.push(format!(
+                "a NetworkPolicy does not govern the app's ingress: podSelector {}, policyTypes {}",
+                inline(&spec["podSelector"]),
+                inline(&spec["policyTypes"])
+            ));
+        }
+        for rule in spec["ingress"].as_sequence().into_iter().flatten() {
+            let sources = peers(&rule["from"]);
+            for port in ports(&rule["ports"]) {
+                admitted.entry(port).or_default().extend(sources.clone());
+            }
+        }
+    }
+    if policies == 0 {
+        findings.push("no NetworkPolicy".to_string());
+    }
+    let expected: BTreeMap<String, BTreeSet<String>> = ADMITTED
+        .iter()
+        .map(|(port, peer)| (port.to_string(), BTreeSet::from([peer.describe()])))
+        .collect();
+    for (port, sources) in &admitted {
+        if expected.get(port) != Some(sources) {
+            findings.push(format!("port `{port}` admits {sources:?}"));
+        }
+    }
+    for (port, sources) in &expected {
+        if !admitted.contains_key(port) {
+            findings.push(format!(
+                "port `{port}` admits nothing: expected {sources:?}"
+            ));
+        }
+    }
+    Ok(findings)
+}
+
+/// The named ports of an ingress rule's `ports`; `every port` when it lists none.
+fn ports(list: &Value) -> Vec<String> {
+    let ports: Vec<String> = list
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|port| match &port["port"] {
+            Value::String(name) => name.clone(),
+            Value::Number(number) => number.to_string(),
+            _ => "every port".to_string(),
+        })
+        .collect();
+    if ports.is_empty() {
+        vec!["every port".to_string()]
+    } else {
+        ports
+    }
+}
+
+/// An ingress rule's `from` peers, described; `everywhere` when it lists none.
+fn peers(from: &Value) -> BTreeSet<String> {
+    let peers: BTreeSet<String> = from
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|peer| {
+            if !peer["ipBlock"].is_null() {
+                return format!("ipBlock {}", inline(&peer["ipBlock"]));
+            }
+            let namespace = match &peer["namespaceSelector"] {
+                Value::Null => Some("the policy's own namespace".to_string()),
+                selector => only_label(selector, "kubernetes.io/metadata.name")
+                    .map(|name| format!("namespace {name}")),
+            };
+            let pods = match &peer["podSelector"] {
+                Value::Null => Some("all pods".to_string()),
+                selector => only_label(selector, "app.kubernetes.io/name")
+                    .map(|name| format!("pods app.kubernetes.io/name={name}")),
+            };
+            match (pods, namespace) {
+                (Some(pods), Some(namespace)) => format!("{pods} in {namespace}"),
+                _ => format!("a broad selector: {}", inline(peer)),
+            }
+        })
+        .collect();
+    if peers.is_empty() {
+        BTreeSet::from(["everywhere".to_string()])
+    } else {
+        peers
+    }
+}
+
+/// The value of `key` when a label selector matches on that one label alone.
+fn only_label(selector: &Value, key: &str) -> Option<String> {
+    let selector = selector.as_mapping()?;
+    let labels = selector.get("matchLabels")?.as_mapping()?;
+    if selector.len() != 1 || labels.len() != 1 {
+        return None;
+    }
+    labels.get(key)?.as_str().map(str::to_string)
+}
+
+/// A YAML value on one line, for a finding.
+fn inline(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing".to_string(),
+        Value::String(text) => format!("{text:?}"),
+        Value::Mapping(mapping) => {
+            let entries: Vec<String> = mapping
+                .iter()
+                .map(|(key, value)| format!("{}: {}", inline(key), inline(value)))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::Sequence(items) => {
+            let items: Vec<String> = items.iter().map(inline).collect();
+            format!("[{}]", items.join(", "))
+        }
+        other => serde_norway::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const POLICY: &str = "kind: NetworkPolicy\nspec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: shop\n  policyTypes: [Ingress]\n  ingress:\n    - from:\n        - namespaceSelector:\n            matchLabels:\n              kubernetes.io/metadata.name: ingress-nginx\n          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: ingress-nginx\n      ports:\n        - port: http\n    - from:\n        - namespaceSelector:\n            matchLabels:\n              kubernetes.io/metadata.name: monitoring\n          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: prometheus\n      ports:\n        - port: metrics\n";
+
+    #[test]
+    fn a_policy_admitting_each_port_from_its_peer_passes() {
+        assert_eq!(
+            network_policy_findings(POLICY).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn broad_sources_and_ports_are_findings() {
+        let everyone = "kind: NetworkPolicy\nspec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: shop\n  policyTypes: [Ingress]\n  ingress:\n    - ports:\n        - port: http\n        - port: metrics\n";
+        let any_namespace = POLICY.replace(
+            "namespaceSelector:\n            matchLabels:\n              kubernetes.io/metadata.name: monitoring",
+            "namespaceSelector: {}",
+        );
+        let extra =
+            format!("{POLICY}    - from:\n        - ipBlock:\n            cidr: 0.0.0.0/0\n");
+
+        let everyone = network_policy_findings(everyone).unwrap();
+        let any_namespace = network_policy_findings(&any_namespace).unwrap();
+        let extra = network_policy_findings(&extra).unwrap();
+
+        assert_eq!(everyone.len(), 2, "{everyone:#?}");
+        assert!(everyone[0].contains("\"everywhere\""), "{everyone:#?}");
+        assert_eq!(any_namespace.len(), 1, "{any_namespace:#?}");
+        assert!(
+            any_namespace[0].starts_with("port `metrics`"),
+            "{any_namespace:#?}"
+        );
+        assert_eq!(extra.len(), 1, "{extra:#?}");
+        assert!(
+            extra[0].contains("`every port` admits {\"ipBlock"),
+            "{extra:#?}"
+        );
+    }
+}
