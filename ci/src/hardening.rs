@@ -42,6 +42,47 @@ pub const MONITORING: Peer = Peer {
 /// The named ports of the app's pods and the one peer each admits.
 pub const ADMITTED: [(&str, Peer); 2] = [("http", INGRESS_CONTROLLER), ("metrics", MONITORING)];
 
+/// A compose file's findings: every published port is bound to the loopback interface
+/// (`127.0.0.1:8080:8080`, or `host_ip: 127.0.0.1`), so a development stack, Mailpit's
+/// inbox included, is not reachable from the network.
+///
+/// # Errors
+/// Fails if the text is not YAML.
+pub fn compose_findings(text: &str) -> Result<Vec<String>> {
+    let mut compose: Value =
+        serde_norway::from_str(text).context("the compose file is not YAML")?;
+    compose
+        .apply_merge()
+        .context("the compose file's `<<` merges")?;
+    let mut findings = Vec::new();
+    let services = compose.get("services").and_then(Value::as_mapping);
+    for (name, service) in services.into_iter().flatten() {
+        let name = name.as_str().unwrap_or("?");
+        let ports = service.get("ports").and_then(Value::as_sequence);
+        for port in ports.into_iter().flatten() {
+            let on_loopback = match port {
+                Value::String(short) => LOOPBACK
+                    .iter()
+                    .any(|ip| short.starts_with(&format!("{ip}:"))),
+                Value::Mapping(_) => port
+                    .get("host_ip")
+                    .and_then(Value::as_str)
+                    .is_some_and(|ip| LOOPBACK.contains(&ip)),
+                _ => false,
+            };
+            if !on_loopback {
+                findings.push(format!(
+                    "service `{name}` publishes {} on every interface",
+                    inline(port)
+                ));
+            }
+        }
+    }
+    Ok(findings)
+}
+
+const LOOPBACK: [&str; 2] = ["127.0.0.1", "[::1]"];
+
 /// The findings of the NetworkPolicies in a manifest: together they select the app's
 /// pods for ingress and admit exactly [`ADMITTED`], each named port from its one peer.
 /// A rule without `from` admits every source, one without `ports` every port, an empty
@@ -192,6 +233,25 @@ fn inline(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_published_beyond_loopback_are_findings_merged_ones_included() {
+        let compose = "x-base: &base\n  ports: [\"9000:9000\"]\nservices:\n  a:\n    ports: [\"127.0.0.1:80:80\", \"8025:8025\", \"0.0.0.0:1:1\", 53]\n  b:\n    <<: *base\n  c:\n    ports:\n      - target: 80\n        published: \"80\"\n        host_ip: 127.0.0.1\n      - target: 81\n        published: \"81\"\n";
+
+        let findings = compose_findings(compose).unwrap();
+
+        assert_eq!(findings.len(), 5, "{findings:#?}");
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.contains("`b` publishes \"9000:9000\""))
+        );
+        assert!(
+            !findings.iter().any(|f| f.contains("127.0.0.1")),
+            "{findings:#?}"
+        );
+    }
+
     const POLICY: &str = "kind: NetworkPolicy\nspec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: shop\n  policyTypes: [Ingress]\n  ingress:\n    - from:\n        - namespaceSelector:\n            matchLabels:\n              kubernetes.io/metadata.name: ingress-nginx\n          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: ingress-nginx\n      ports:\n        - port: http\n    - from:\n        - namespaceSelector:\n            matchLabels:\n              kubernetes.io/metadata.name: monitoring\n          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: prometheus\n      ports:\n        - port: metrics\n";
 
     #[test]

@@ -226,3 +226,10 @@ fn the_network_policy_admits_http_only_from_the_ingress_controller_and_metrics_o
 
     assert!(findings.is_empty(), "{findings:#?}");
 }
+
+#[test]
+fn compose_publishes_ports_on_loopback_only() {
+    let findings = findings_in_every_variant("docker-compose.yml", hardening::compose_findings);
+
+    assert!(findings.is_empty(), "{findings:#?}");
+}
