@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
+use ignore::gitignore::GitignoreBuilder;
 use serde::Deserialize as _;
 use serde_norway::Value;
 
@@ -41,6 +42,97 @@ pub const MONITORING: Peer = Peer {
 };
 /// The named ports of the app's pods and the one peer each admits.
 pub const ADMITTED: [(&str, Peer); 2] = [("http", INGRESS_CONTROLLER), ("metrics", MONITORING)];
+
+/// A workflow's findings: every `uses:` (steps and reusable-workflow jobs) names a full
+/// commit SHA, with the version it stands for in a comment on its line (`@<sha> #
+/// v4.2.2`), since a tag can be moved onto other code; actions inside the repository
+/// (`./…`) are exempt. The workflow declares top-level `permissions:` granting nothing
+/// above `read`, so a job that needs to write says so itself.
+///
+/// # Errors
+/// Fails if the text is not YAML.
+pub fn workflow_findings(text: &str) -> Result<Vec<String>> {
+    let workflow: Value = serde_norway::from_str(text).context("the workflow is not YAML")?;
+    let mut findings = Vec::new();
+    match workflow.get("permissions") {
+        None => findings.push("no top-level `permissions:`".to_string()),
+        Some(permissions) => {
+            let granted = permissions
+                .as_mapping()
+                .map(|scopes| {
+                    scopes
+                        .iter()
+                        .all(|(_, level)| matches!(level.as_str(), Some("read" | "none")))
+                })
+                .unwrap_or(false);
+            if !granted {
+                findings.push(format!(
+                    "top-level `permissions:` must grant read access at most: {}",
+                    inline(permissions)
+                ));
+            }
+        }
+    }
+    let jobs = workflow.get("jobs").and_then(Value::as_mapping);
+    for (name, job) in jobs.into_iter().flatten() {
+        let name = name.as_str().unwrap_or("?");
+        let steps = job.get("steps").and_then(Value::as_sequence);
+        let uses = job.get("uses").into_iter().chain(
+            steps
+                .into_iter()
+                .flatten()
+                .filter_map(|step| step.get("uses")),
+        );
+        for reference in uses {
+            let reference = reference.as_str().unwrap_or_default();
+            if let Some(problem) = unpinned(reference, text) {
+                findings.push(format!("job `{name}`: `{reference}` {problem}"));
+            }
+        }
+    }
+    Ok(findings)
+}
+
+/// A Dependabot configuration's findings: it updates each of `ecosystems` (such as
+/// `github-actions`, `docker`) at the repository's root, so pinned commits and digests are
+/// refreshed rather than left to age.
+///
+/// # Errors
+/// Fails if the text is not YAML.
+pub fn dependabot_findings(text: &str, ecosystems: &[&str]) -> Result<Vec<String>> {
+    let config: Value = serde_norway::from_str(text).context("the Dependabot file is not YAML")?;
+    let updated: BTreeSet<&str> = config["updates"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter(|update| update["directory"].as_str() == Some("/"))
+        .filter_map(|update| update["package-ecosystem"].as_str())
+        .collect();
+    Ok(ecosystems
+        .iter()
+        .filter(|ecosystem| !updated.contains(*ecosystem))
+        .map(|ecosystem| format!("`{ecosystem}` at `/` is not updated"))
+        .collect())
+}
+
+/// Why `reference`, a `uses:` value, is not pinned, if it is not.
+fn unpinned(reference: &str, workflow: &str) -> Option<&'static str> {
+    if reference.starts_with("./") {
+        return None;
+    }
+    let Some((_, version)) = reference.rsplit_once('@') else {
+        return Some("names no version");
+    };
+    if reference.starts_with("docker://") {
+        return (!version.starts_with("sha256:")).then_some("is not pinned by digest");
+    }
+    let is_commit = version.len() == 40 && version.bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_commit {
+        return Some("is not pinned by a full commit SHA");
+    }
+    // The parsed value holds no comments: the version is looked for beside it.
+    (!workflow.contains(&format!("{reference} # "))).then_some("has no `# <version>` comment")
+}
 
 /// A compose file's findings: every published port is bound to the loopback interface
 /// (`127.0.0.1:8080:8080`, or `host_ip: 127.0.0.1`), so a development stack, Mailpit's
@@ -82,6 +174,39 @@ pub fn compose_findings(text: &str) -> Result<Vec<String>> {
 }
 
 const LOOPBACK: [&str; 2] = ["127.0.0.1", "[::1]"];
+
+/// A `.dockerignore`'s findings: the build context holds no env file (`.env`,
+/// `.env.local`, `.env.production`, …) but `.env.example`, so no developer's secrets are
+/// sent to a builder or copied into an image by `COPY . .`.
+///
+/// # Errors
+/// Fails if a pattern is invalid.
+pub fn dockerignore_findings(text: &str) -> Result<Vec<String>> {
+    // Docker's rules read like gitignore's for files at the root of the context: later
+    // lines win and `!` re-includes.
+    let mut builder = GitignoreBuilder::new("");
+    for line in text.lines().map(str::trim) {
+        if !line.is_empty() && !line.starts_with('#') {
+            builder.add_line(None, line)?;
+        }
+    }
+    let ignored = builder.build()?;
+    let mut findings = Vec::new();
+    for secret in [
+        ".env",
+        ".env.local",
+        ".env.production",
+        ".env.development.local",
+    ] {
+        if !ignored.matched(secret, false).is_ignore() {
+            findings.push(format!("`{secret}` enters the build context"));
+        }
+    }
+    if ignored.matched(".env.example", false).is_ignore() {
+        findings.push("`.env.example` is ignored too".to_string());
+    }
+    Ok(findings)
+}
 
 /// The findings of the NetworkPolicies in a manifest: together they select the app's
 /// pods for ingress and admit exactly [`ADMITTED`], each named port from its one peer.
@@ -234,6 +359,50 @@ fn inline(value: &Value) -> String {
 mod tests {
     use super::*;
 
+    const PINNED: &str = "permissions:\n  contents: read\njobs:\n  test:\n    permissions:\n      packages: write\n    steps:\n      - uses: actions/checkout@11d5960a326750d5838078e36cf38b85af677262 # v4.4.0\n      - uses: ./.github/actions/local\n";
+
+    #[test]
+    fn a_workflow_pinned_by_commit_with_read_permissions_passes() {
+        assert_eq!(workflow_findings(PINNED).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn tags_branches_bare_shas_and_write_permissions_are_findings() {
+        let workflow = "permissions: write-all\njobs:\n  a:\n    steps:\n      - uses: actions/checkout@v4\n      - uses: dtolnay/rust-toolchain@stable\n      - uses: docker/login-action@c94ce9fb468520275223c153574b00df6fe4bcc9\n  b:\n    uses: org/repo/.github/workflows/x.yml@main\n";
+
+        let findings = workflow_findings(workflow).unwrap();
+
+        assert_eq!(findings.len(), 5, "{findings:#?}");
+        assert!(findings[0].contains("write-all"), "{findings:#?}");
+        assert!(
+            findings[3].contains("no `# <version>` comment"),
+            "{findings:#?}"
+        );
+        assert!(findings[4].contains("job `b`"), "{findings:#?}");
+    }
+
+    #[test]
+    fn a_workflow_without_permissions_is_a_finding() {
+        let findings = workflow_findings("jobs: {}\n").unwrap();
+
+        assert_eq!(findings, ["no top-level `permissions:`"]);
+    }
+
+    #[test]
+    fn an_ecosystem_left_out_or_elsewhere_is_a_finding() {
+        let config = "version: 2\nupdates:\n  - package-ecosystem: github-actions\n    directory: /\n  - package-ecosystem: docker\n    directory: /docker\n";
+
+        let findings = dependabot_findings(config, &["github-actions", "docker", "cargo"]).unwrap();
+
+        assert_eq!(
+            findings,
+            [
+                "`docker` at `/` is not updated",
+                "`cargo` at `/` is not updated"
+            ]
+        );
+    }
+
     #[test]
     fn ports_published_beyond_loopback_are_findings_merged_ones_included() {
         let compose = "x-base: &base\n  ports: [\"9000:9000\"]\nservices:\n  a:\n    ports: [\"127.0.0.1:80:80\", \"8025:8025\", \"0.0.0.0:1:1\", 53]\n  b:\n    <<: *base\n  c:\n    ports:\n      - target: 80\n        published: \"80\"\n        host_ip: 127.0.0.1\n      - target: 81\n        published: \"81\"\n";
@@ -249,6 +418,19 @@ mod tests {
         assert!(
             !findings.iter().any(|f| f.contains("127.0.0.1")),
             "{findings:#?}"
+        );
+    }
+
+    #[test]
+    fn env_files_must_stay_out_of_the_build_context_but_the_example() {
+        assert_eq!(
+            dockerignore_findings("target/\n.env*\n!.env.example\n").unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(dockerignore_findings(".env\n").unwrap().len(), 3);
+        assert_eq!(
+            dockerignore_findings("*\n").unwrap(),
+            ["`.env.example` is ignored too"]
         );
     }
 

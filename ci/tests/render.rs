@@ -233,3 +233,27 @@ fn compose_publishes_ports_on_loopback_only() {
 
     assert!(findings.is_empty(), "{findings:#?}");
 }
+
+#[test]
+fn every_workflow_pins_actions_by_commit_sha_and_declares_permissions() {
+    let findings =
+        findings_in_every_variant(".github/workflows/ci.yml", hardening::workflow_findings);
+
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[test]
+fn dockerignore_keeps_every_env_file_but_the_example_out() {
+    let findings = findings_in_every_variant(".dockerignore", hardening::dockerignore_findings);
+
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[test]
+fn dependabot_refreshes_the_pinned_actions_and_base_images() {
+    let findings = findings_in_every_variant(".github/dependabot.yml", |text| {
+        hardening::dependabot_findings(text, &["github-actions", "docker"])
+    });
+
+    assert!(findings.is_empty(), "{findings:#?}");
+}

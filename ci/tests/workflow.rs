@@ -1,7 +1,10 @@
 //! The repository's own workflow tests every example: its variants matrix must list
 //! exactly the files in `examples/`, so a new variant cannot go untested on GitHub.
 
-use ci::examples::{self, repo_root};
+use ci::{
+    examples::{self, repo_root},
+    hardening,
+};
 
 /// The `example: [a, b, …]` list of the workflow's matrix.
 fn matrix_examples(workflow: &str) -> Vec<String> {
@@ -41,4 +44,24 @@ fn the_matrix_is_read_from_its_one_line_list() {
     let workflow = "    matrix:\n      example: [minimal, full]\n";
 
     assert_eq!(matrix_examples(workflow), ["full", "minimal"]);
+}
+
+#[test]
+fn the_workflow_pins_actions_by_commit_sha_and_declares_permissions() {
+    let path = repo_root().join(".github/workflows/ci.yml");
+    let workflow = std::fs::read_to_string(&path).unwrap();
+
+    let findings = hardening::workflow_findings(&workflow).unwrap();
+
+    assert!(findings.is_empty(), "{}: {findings:#?}", path.display());
+}
+
+#[test]
+fn dependabot_refreshes_the_workflows_pinned_actions() {
+    let path = repo_root().join(".github/dependabot.yml");
+    let config = std::fs::read_to_string(&path).unwrap();
+
+    let findings = hardening::dependabot_findings(&config, &["github-actions"]).unwrap();
+
+    assert!(findings.is_empty(), "{}: {findings:#?}", path.display());
 }
