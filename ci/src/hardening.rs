@@ -6,9 +6,12 @@
 //!
 //! Each rule returns its findings, one sentence each: none is a pass.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use ignore::gitignore::GitignoreBuilder;
 use serde::Deserialize as _;
 use serde_norway::Value;
@@ -42,6 +45,47 @@ pub const MONITORING: Peer = Peer {
 };
 /// The named ports of the app's pods and the one peer each admits.
 pub const ADMITTED: [(&str, Peer); 2] = [("http", INGRESS_CONTROLLER), ("metrics", MONITORING)];
+
+/// A rule: the findings in the text of one file.
+pub type Rule = fn(&str) -> Result<Vec<String>>;
+
+/// Each rule with the file of a rendered project it reads.
+pub const PROJECT_RULES: [(&str, Rule); 5] = [
+    (".github/workflows/ci.yml", workflow_findings),
+    (".github/dependabot.yml", project_dependabot_findings),
+    ("docker-compose.yml", compose_findings),
+    (".dockerignore", dockerignore_findings),
+    ("deploy/k8s/networkpolicy.yaml", network_policy_findings),
+];
+
+/// The findings of `rule` in the file at `path` of `project`, each naming the file.
+///
+/// # Errors
+/// Fails if the file cannot be read or parsed.
+pub fn findings_in(project: &Path, path: &str, rule: Rule) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(project.join(path))
+        .with_context(|| format!("Failed to read {path}"))?;
+    let findings = rule(&text).with_context(|| path.to_string())?;
+    Ok(findings
+        .into_iter()
+        .map(|finding| format!("{path}: {finding}"))
+        .collect())
+}
+
+/// Every rule of [`PROJECT_RULES`] on a rendered project.
+///
+/// # Errors
+/// Fails with every finding.
+pub fn check_project(project: &Path) -> Result<()> {
+    let mut findings = Vec::new();
+    for (path, rule) in PROJECT_RULES {
+        findings.extend(findings_in(project, path, rule)?);
+    }
+    if !findings.is_empty() {
+        bail!("{}", findings.join("\n"));
+    }
+    Ok(())
+}
 
 /// A workflow's findings: every `uses:` (steps and reusable-workflow jobs) names a full
 /// commit SHA, with the version it stands for in a comment on its line (`@<sha> #
@@ -113,6 +157,11 @@ pub fn dependabot_findings(text: &str, ecosystems: &[&str]) -> Result<Vec<String
         .filter(|ecosystem| !updated.contains(*ecosystem))
         .map(|ecosystem| format!("`{ecosystem}` at `/` is not updated"))
         .collect())
+}
+
+/// A generated project's Dependabot refreshes its actions and its base images.
+fn project_dependabot_findings(text: &str) -> Result<Vec<String>> {
+    dependabot_findings(text, &["github-actions", "docker"])
 }
 
 /// Why `reference`, a `uses:` value, is not pinned, if it is not.
