@@ -107,6 +107,11 @@ pub fn leftover_tags(dir: &Path, verbatim: &Verbatim) -> Result<Vec<Leftover>> {
     Ok(found)
 }
 
+/// Whether `text` holds a Liquid tag anywhere, GitHub expressions (`${{ … }}`) aside.
+pub fn holds_tag(text: &str) -> bool {
+    text.lines().any(has_tag)
+}
+
 /// Whether `line` holds a template tag. `${{ … }}` is a GitHub Actions expression that
 /// the template writes inside `{% raw %}`, so it is expected in the output.
 fn has_tag(line: &str) -> bool {

@@ -4,6 +4,9 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    io::Write as _,
+    path::Path,
+    process::{Command, Stdio},
     sync::Arc,
 };
 
@@ -235,4 +238,61 @@ fn storage_footprint(variant: &Rendered) -> BTreeMap<String, String> {
         }
     }
     footprint
+}
+
+/// The template's own Rust files, those without Liquid tags, are as rustfmt (edition
+/// 2024) writes them, so the template reads like the code it renders. Each goes through
+/// rustfmt alone, on standard input: given a path, rustfmt would follow `mod` lines into
+/// files that hold tags.
+#[test]
+fn the_templates_rust_files_without_liquid_tags_are_rustfmt_clean() {
+    let template = examples::repo_root().join("template");
+    let mut checked = 0;
+    let mut unformatted = Vec::new();
+    for file in scan::files(&template).unwrap() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if file.extension().is_none_or(|ext| ext != "rs") || scan::holds_tag(&text) {
+            continue;
+        }
+        checked += 1;
+        if rustfmt(&file, &text) != text {
+            unformatted.push(file.strip_prefix(&template).unwrap().display().to_string());
+        }
+    }
+
+    assert!(
+        checked > 0,
+        "no Rust file without tags in {}",
+        template.display()
+    );
+    assert!(
+        unformatted.is_empty(),
+        "not rustfmt-clean (run `rustfmt --edition 2024` on them): {unformatted:#?}"
+    );
+}
+
+/// What rustfmt makes of `text`, the contents of `file`.
+fn rustfmt(file: &Path, text: &str) -> String {
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2024", "--emit", "stdout"])
+        .current_dir(file.parent().unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rustfmt is installed (`rustup component add rustfmt`)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "rustfmt failed on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
