@@ -41,14 +41,40 @@ impl Snapshot {
             insta::TextSnapshotKind::File,
         ));
         if *stored.contents() != current {
+            let stored = stored
+                .contents()
+                .as_text()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             bail!(
-                "snapshot {} differs: review it with `INSTA_UPDATE=always cargo test -p ci --test {}`",
+                "snapshot {} differs, {}: review it with `INSTA_UPDATE=always cargo test -p ci --test {}`",
                 self.name,
+                first_difference(&stored, self.contents.trim_end()),
                 self.tier
             );
         }
         Ok(())
     }
+}
+
+/// Where `current` first departs from `stored`, line by line.
+fn first_difference(stored: &str, current: &str) -> String {
+    let mut stored_lines = stored.lines();
+    let mut current_lines = current.lines();
+    for number in 1.. {
+        match (stored_lines.next(), current_lines.next()) {
+            (Some(was), Some(now)) if was == now => {}
+            (None, None) => break,
+            (was, now) => {
+                return format!(
+                    "line {number}: stored {:?}, now {:?}",
+                    was.unwrap_or("(end)"),
+                    now.unwrap_or("(end)")
+                );
+            }
+        }
+    }
+    "in whitespace".to_string()
 }
 
 /// The rendered file tree (`tree@`) and the `[dependencies]` table (`dependencies@`) of
@@ -126,9 +152,12 @@ mod tests {
         };
 
         snapshot.compare().unwrap();
-        snapshot.contents.push_str("\nsrc/new.rs");
+        snapshot.contents = format!("{}\nsrc/new.rs", snapshot.contents.trim_end());
         let error = snapshot.compare().unwrap_err().to_string();
 
-        assert!(error.contains("tree@minimal differs"), "{error}");
+        assert!(
+            error.contains("tree@minimal differs, line ") && error.contains("now \"src/new.rs\""),
+            "{error}"
+        );
     }
 }
