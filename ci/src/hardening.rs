@@ -1,8 +1,9 @@
 //! Security rules for what a project ships besides Rust, read as data (YAML parsed, not
 //! grepped line by line): workflows pin every action by commit and give their token read
-//! access unless a job asks for more; the development compose file publishes ports on
-//! loopback only; the image's build context keeps every env file but the example out; the
-//! NetworkPolicy admits each port only from the namespace that needs it.
+//! access unless a job asks for more; Dependabot refreshes those pins and the base
+//! images' digests; the development compose file publishes ports on loopback only; the
+//! image's build context keeps every env file but the example out; the NetworkPolicy
+//! admits each port only from the client that needs it.
 //!
 //! Each rule returns its findings, one sentence each: none is a pass.
 
@@ -160,7 +161,10 @@ pub fn dependabot_findings(text: &str, ecosystems: &[&str]) -> Result<Vec<String
 }
 
 /// A generated project's Dependabot refreshes its actions and its base images.
-fn project_dependabot_findings(text: &str) -> Result<Vec<String>> {
+///
+/// # Errors
+/// Fails if the text is not YAML.
+pub fn project_dependabot_findings(text: &str) -> Result<Vec<String>> {
     dependabot_findings(text, &["github-actions", "docker"])
 }
 
