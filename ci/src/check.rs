@@ -1,7 +1,14 @@
-//! The full check of one rendered variant: no leftover tags, `cargo fmt --check`,
-//! `cargo clippy --all-targets -- -D warnings`, `cargo test` on the embedded store, the
-//! printed schema, and for the variants that have one a second pass of the API tests on
-//! MongoDB.
+//! The checks of one variant, in the order `ci check` runs them all ([`everything`]);
+//! each test tier runs its share of the same stages on the same shared render
+//! ([`crate::rendered`]), one test case per variant:
+//!
+//! 1. [`static_checks`]: no leftover template tag, the hardening rules (`render` tier);
+//! 2. the render's snapshots, file tree and dependencies (`render` tier);
+//! 3. the linters on the container, CI and Kubernetes files (`assets` tier);
+//! 4. [`build_and_test`]: `cargo fmt --check`, `cargo clippy --all-targets -- -D
+//!    warnings`, `cargo test` on the embedded store, the printed schema and the list of
+//!    tests (snapshots), and for the variants that have one a second pass of the API
+//!    tests on MongoDB (`variants` tier).
 //!
 //! All variants share one `CARGO_TARGET_DIR`, so dependencies build once, and the second
 //! pass reuses the test binary the first one built.
@@ -17,9 +24,12 @@ use anyhow::{Context, Result, bail};
 
 use crate::{
     examples::{Example, repo_root},
+    hardening,
+    lint::Linters,
     mongodb::MongoServer,
-    render::{self, Request},
+    rendered::{self, Rendered},
     scan,
+    snapshots::{self, Snapshot},
 };
 
 /// The variable that puts a rendered project's tests on MongoDB.
@@ -41,10 +51,47 @@ pub struct VariantReport {
     pub mongodb: Option<MongoPass>,
     /// The GraphQL schema the rendered binary printed.
     pub sdl: Option<String>,
-    /// Every test the variant has, one name a line, sorted: a test that vanishes (a
-    /// `mod` line lost to a wrong conditional) shows in the snapshot.
+    /// Every test the variant has, one name a line, sorted.
     pub test_names: Option<String>,
     pub failure: Option<String>,
+}
+
+impl VariantReport {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            render_time: Duration::ZERO,
+            build_time: Duration::ZERO,
+            tests_passed: 0,
+            test_time: Duration::ZERO,
+            mongodb: None,
+            sdl: None,
+            test_names: None,
+            failure: None,
+        }
+    }
+
+    /// The `variants` tier's snapshots: the schema (`schema@`) and the tests (`tests@`).
+    pub fn snapshots(&self) -> Vec<Snapshot> {
+        [("schema", &self.sdl), ("tests", &self.test_names)]
+            .into_iter()
+            .filter_map(|(what, contents)| {
+                Some(Snapshot {
+                    tier: "variants",
+                    name: format!("{what}@{}", self.name),
+                    contents: contents.clone()?,
+                })
+            })
+            .collect()
+    }
+
+    fn fail(&mut self, error: &anyhow::Error) {
+        let failure = self.failure.get_or_insert_with(String::new);
+        if !failure.is_empty() {
+            failure.push('\n');
+        }
+        let _ = write!(failure, "{error:#}");
+    }
 }
 
 /// The API tests run again on MongoDB.
@@ -65,57 +112,98 @@ pub fn shared_target_dir() -> PathBuf {
     )
 }
 
-/// Renders `example` into a fresh directory under `work_dir` and checks it; with a
-/// `mongodb` server, variants that have a second pass run it there.
-pub fn check_variant(
-    example: &Example,
-    work_dir: &Path,
+/// Every stage, in order, on the shared render of the variant `name`; a failing stage
+/// does not stop the later ones, and the report holds every failure. Snapshots are
+/// compared with the stored files; the MongoDB pass runs on [`MongoServer::shared`].
+pub fn everything(name: &str, linters: &Linters, target_dir: &Path) -> VariantReport {
+    let variant = match rendered::variant(name) {
+        Ok(variant) => variant,
+        Err(error) => {
+            let mut report = VariantReport::new(name);
+            report.fail(&error);
+            return report;
+        }
+    };
+    let project = &variant.project;
+    let mut failures = Vec::new();
+    failures.push(static_checks(project));
+    match snapshots::of_render(name, project) {
+        Ok(render_snapshots) => failures.extend(render_snapshots.iter().map(Snapshot::compare)),
+        Err(error) => failures.push(Err(error)),
+    }
+    failures.push(linters.lint_project(project).context("linters"));
+    let mongodb = match variant.example.runs_on_mongodb() {
+        Ok(true) => MongoServer::shared().map(Some),
+        Ok(false) => Ok(None),
+        Err(error) => Err(error),
+    };
+    let mut report = match mongodb {
+        Ok(mongodb) => build_and_test(&variant, target_dir, mongodb),
+        Err(error) => {
+            let mut report = VariantReport::new(name);
+            report.render_time = variant.render_time;
+            report.fail(&error.context("MongoDB server"));
+            report
+        }
+    };
+    failures.extend(report.snapshots().iter().map(Snapshot::compare));
+    for error in failures.into_iter().filter_map(Result::err) {
+        report.fail(&error);
+    }
+    report
+}
+
+/// Stage 1: no template tag is left in the render, and the hardening rules pass.
+///
+/// # Errors
+/// Fails with every leftover tag and every finding.
+pub fn static_checks(project: &Path) -> Result<()> {
+    let leftovers = scan::leftover_tags(project, &scan::Verbatim::of_template()?)?;
+    if !leftovers.is_empty() {
+        let lines: Vec<String> = leftovers.iter().map(ToString::to_string).collect();
+        bail!("leftover template tags:\n{}", lines.join("\n"));
+    }
+    hardening::check_project(project)
+}
+
+/// Stage 4 on a rendered variant: builds and tests it in `target_dir`; with a `mongodb`
+/// server, a variant that has a second pass runs it there.
+pub fn build_and_test(
+    variant: &Rendered,
     target_dir: &Path,
     mongodb: Option<&MongoServer>,
 ) -> VariantReport {
-    let mut report = VariantReport {
-        name: example.name.clone(),
-        render_time: Duration::ZERO,
-        build_time: Duration::ZERO,
-        tests_passed: 0,
-        test_time: Duration::ZERO,
-        mongodb: None,
-        sdl: None,
-        test_names: None,
-        failure: None,
-    };
-    if let Err(error) = run_checks(example, work_dir, target_dir, mongodb, &mut report) {
-        report.failure = Some(format!("{error:#}"));
+    let mut report = VariantReport::new(&variant.example.name);
+    report.render_time = variant.render_time;
+    if let Err(error) = run_checks(
+        &variant.example,
+        &variant.project,
+        target_dir,
+        mongodb,
+        &mut report,
+    ) {
+        report.fail(&error);
     }
     report
 }
 
 fn run_checks(
     example: &Example,
-    work_dir: &Path,
+    project: &Path,
     target_dir: &Path,
     mongodb: Option<&MongoServer>,
     report: &mut VariantReport,
 ) -> Result<()> {
-    let started = Instant::now();
-    let project = render::render(&Request::example(example, &example.name), work_dir)
-        .context("render failed")?;
-    report.render_time = started.elapsed();
-
-    let leftovers = scan::leftover_tags(&project, &scan::Verbatim::of_template()?)?;
-    if !leftovers.is_empty() {
-        let lines: Vec<String> = leftovers.iter().map(ToString::to_string).collect();
-        bail!("leftover template tags:\n{}", lines.join("\n"));
-    }
-
-    let cargo = Cargo::new(&project, target_dir);
+    let cargo = Cargo::new(project, target_dir);
     cargo.run(&["fmt", "--check"])?;
     let started = Instant::now();
     cargo.run(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
     cargo.run(&["test", "--no-run"])?;
     report.build_time = started.elapsed();
     let listed = cargo.run(&["test", "--", "--list"])?;
-    report.test_names = Some(test_names(&String::from_utf8_lossy(&listed.stdout)));
+    report.test_names = Some(snapshots::test_names(&String::from_utf8_lossy(
+        &listed.stdout,
+    )));
     let started = Instant::now();
     let tests = cargo.run(&["test"])?;
     report.test_time = started.elapsed();
@@ -161,20 +249,6 @@ fn run_on_mongodb(cargo: &Cargo, server: &MongoServer, pass: &mut MongoPass) -> 
         bail!("a MongoDB run passed no test: {pass:?}");
     }
     Ok(())
-}
-
-/// The names in `cargo test -- --list` output (`name: test` lines of every test binary,
-/// ignored tests included), sorted.
-fn test_names(listing: &str) -> String {
-    let mut names: Vec<&str> = listing
-        .lines()
-        .filter_map(|line| line.strip_suffix(": test"))
-        .collect();
-    names.sort_unstable();
-    names.iter().fold(String::new(), |mut out, name| {
-        let _ = writeln!(out, "{name}");
-        out
-    })
 }
 
 /// Sums the `N passed` of every `test result:` line.
@@ -320,17 +394,6 @@ pub fn table(reports: &[VariantReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_names_are_read_from_every_binarys_listing_and_sorted() {
-        let listing = "jobs::b_test: test\nauth::a_test: test\n\n2 tests, 0 benchmarks\n\
-                       src/lib.rs - config (line 3): test\n1 test, 0 benchmarks\n";
-
-        assert_eq!(
-            test_names(listing),
-            "auth::a_test\njobs::b_test\nsrc/lib.rs - config (line 3)\n"
-        );
-    }
 
     #[test]
     fn the_table_shows_each_stores_tests_and_a_dash_without_a_second_pass() {

@@ -12,6 +12,36 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The variants [`crate::variant_tests!`] writes a test for, in its order.
+pub const VARIANTS: [&str; 8] = [
+    "minimal",
+    "auth",
+    "email",
+    "queue",
+    "auth-email",
+    "auth-queue",
+    "email-queue",
+    "full",
+];
+
+/// The variable that narrows the slow tiers to some variants: `CI_EXAMPLES=minimal,auth`.
+pub const SELECTION_VARIABLE: &str = "CI_EXAMPLES";
+
+/// Whether `CI_EXAMPLES` selects the variant `name`: every variant when it is unset or
+/// empty.
+pub fn selected(name: &str) -> bool {
+    in_selection(&std::env::var(SELECTION_VARIABLE).unwrap_or_default(), name)
+}
+
+/// Whether the comma-separated `list` names `name`; an empty list names every variant.
+fn in_selection(list: &str, name: &str) -> bool {
+    let mut names = list
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty());
+    list.trim().is_empty() || names.any(|selected| selected == name)
+}
+
 #[derive(Debug, Clone)]
 pub struct Example {
     pub name: String,
@@ -106,4 +136,25 @@ pub fn select(names: &[String]) -> Result<Vec<Example>> {
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_variant_tests_cover_exactly_the_examples() {
+        let mut listed = VARIANTS.to_vec();
+        listed.sort_unstable();
+        let examples: Vec<String> = all().unwrap().into_iter().map(|e| e.name).collect();
+
+        assert_eq!(listed, examples);
+    }
+
+    #[test]
+    fn a_selection_names_its_variants_and_an_empty_one_all() {
+        assert!(in_selection("minimal, auth-email", "auth-email"));
+        assert!(!in_selection("minimal, auth-email", "auth"));
+        assert!(in_selection(" ", "full"));
+    }
 }

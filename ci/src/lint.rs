@@ -18,6 +18,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use serde::Deserialize as _;
 
 use crate::{examples::repo_root, install};
 
@@ -291,13 +292,15 @@ const KUSTOMIZATION: &str = "kustomization.yaml";
 pub fn kustomization_lists_every_manifest(dir: &Path, manifests: &[PathBuf]) -> Result<()> {
     let kustomization = fs::read_to_string(dir.join(KUSTOMIZATION))
         .with_context(|| format!("{} has no {KUSTOMIZATION}", dir.display()))?;
-    let listed: BTreeSet<&str> = kustomization_resources(&kustomization)
+    let listed: BTreeSet<String> = kustomization_resources(&kustomization)
+        .with_context(|| format!("{KUSTOMIZATION} in {}", dir.display()))?
         .into_iter()
         .collect();
-    let present: BTreeSet<&str> = manifests
+    let present: BTreeSet<String> = manifests
         .iter()
         .filter_map(|path| path.file_name()?.to_str())
         .filter(|name| !name.ends_with(EXAMPLE_SUFFIX))
+        .map(String::from)
         .collect();
     let unlisted: Vec<_> = present.difference(&listed).collect();
     let absent: Vec<_> = listed.difference(&present).collect();
@@ -319,21 +322,18 @@ pub fn checkov_waivers_give_reasons(manifests: &[PathBuf]) -> Result<()> {
     let mut bare = Vec::new();
     for path in manifests {
         let text = fs::read_to_string(path)?;
-        for (number, line) in text.lines().enumerate() {
-            let Some((key, waiver)) = line.trim().split_once(':') else {
-                continue;
-            };
-            if !key.starts_with("checkov.io/skip") {
-                continue;
-            }
-            let reason = waiver.split_once('=').map_or("", |(_, reason)| reason);
-            if reason.trim().is_empty() {
-                bare.push(format!(
-                    "{}:{}: {}",
-                    path.display(),
-                    number + 1,
-                    line.trim()
-                ));
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let document = serde_norway::Value::deserialize(document)
+                .with_context(|| format!("{} is not YAML", path.display()))?;
+            let annotations = document["metadata"]["annotations"].as_mapping();
+            for (key, waiver) in annotations.into_iter().flatten() {
+                let (Some(key), Some(waiver)) = (key.as_str(), waiver.as_str()) else {
+                    continue;
+                };
+                let reason = waiver.split_once('=').map_or("", |(_, reason)| reason);
+                if key.starts_with("checkov.io/skip") && reason.trim().is_empty() {
+                    bare.push(format!("{}: {key}: {waiver}", path.display()));
+                }
             }
         }
     }
@@ -346,16 +346,17 @@ pub fn checkov_waivers_give_reasons(manifests: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// The entries of the top-level `resources:` block list.
-fn kustomization_resources(kustomization: &str) -> Vec<&str> {
-    kustomization
-        .lines()
-        .skip_while(|line| line.trim_end() != "resources:")
-        .skip(1)
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .map_while(|line| line.trim_start().strip_prefix("- "))
-        .map(str::trim)
-        .collect()
+/// The entries of the kustomization's `resources:` list.
+fn kustomization_resources(kustomization: &str) -> Result<Vec<String>> {
+    let kustomization: serde_norway::Value =
+        serde_norway::from_str(kustomization).context("not YAML")?;
+    Ok(kustomization["resources"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_norway::Value::as_str)
+        .map(String::from)
+        .collect())
 }
 
 fn workflows(project: &Path) -> Result<Vec<PathBuf>> {
@@ -448,9 +449,13 @@ mod tests {
     const KUSTOMIZATION_OF_TWO: &str = "kind: Kustomization\nresources:\n  - a.yaml\n  # b: the second\n  - b.yaml\nimages:\n  - name: app\n";
 
     #[test]
-    fn the_resources_block_list_is_read_up_to_the_next_key() {
+    fn the_resources_are_read_as_yaml_in_either_list_style() {
         assert_eq!(
-            kustomization_resources(KUSTOMIZATION_OF_TWO),
+            kustomization_resources(KUSTOMIZATION_OF_TWO).unwrap(),
+            ["a.yaml", "b.yaml"]
+        );
+        assert_eq!(
+            kustomization_resources("resources: [a.yaml, \"b.yaml\"] # two\n").unwrap(),
             ["a.yaml", "b.yaml"]
         );
     }
@@ -475,11 +480,11 @@ mod tests {
         let dir = folder(&[
             (
                 "given.yaml",
-                "  annotations:\n    checkov.io/skip1: CKV_K8S_43=pinned by the deploy job\n",
+                "metadata:\n  annotations:\n    checkov.io/skip1: CKV_K8S_43=pinned by the deploy job\n",
             ),
             (
                 "bare.yaml",
-                "  annotations:\n    checkov.io/skip1: CKV_K8S_43\n",
+                "kind: Service\n---\nmetadata:\n  annotations:\n    checkov.io/skip1: CKV_K8S_43\n",
             ),
         ]);
         let given = dir.path().join("given.yaml");
@@ -491,7 +496,7 @@ mod tests {
             .to_string();
 
         assert!(
-            error.contains("bare.yaml:2: checkov.io/skip1: CKV_K8S_43"),
+            error.contains("bare.yaml: checkov.io/skip1: CKV_K8S_43"),
             "{error}"
         );
         assert!(!error.contains("given.yaml"), "{error}");

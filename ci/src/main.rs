@@ -1,9 +1,10 @@
-//! `ci render` scaffolds projects from the examples; `ci check` proves every variant.
+//! `ci render` scaffolds projects from the examples; `ci check` runs every check of the
+//! test suite on the variants named (all by default).
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use ci::{check, examples, mongodb::MongoServer, render};
+use ci::{check, examples, lint::Linters, mongodb::MongoServer, render};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -26,7 +27,8 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Render each example to a temporary folder, then fmt, clippy and test it (the API
+    /// Every check the test suite runs, per example: render, leftover tags, hardening
+    /// rules, snapshots (compared, not updated), linters, fmt, clippy and tests (the API
     /// tests of some variants again on MongoDB: `CI_MONGODB_URI`, or else SecantusDB).
     Check {
         /// Examples to check; all of them when omitted.
@@ -64,22 +66,15 @@ fn render_examples(example: &str, into: &std::path::Path, name: Option<String>) 
 
 fn check_examples(names: &[String]) -> Result<()> {
     let selected = examples::select(names)?;
-    let work_dir = tempfile::tempdir()?;
+    let linters = Linters::ensure()?;
     let target_dir = check::shared_target_dir();
-    let mut needs_mongodb = false;
-    for example in &selected {
-        needs_mongodb |= example.runs_on_mongodb()?;
-    }
-    let mongodb = needs_mongodb.then(MongoServer::start).transpose()?;
     let reports: Vec<_> = selected
         .iter()
-        .map(|example| {
-            check::check_variant(example, work_dir.path(), &target_dir, mongodb.as_ref())
-        })
+        .map(|example| check::everything(&example.name, &linters, &target_dir))
         .collect();
     println!("{}", check::table(&reports));
-    if let Some(server) = &mongodb {
-        println!("MongoDB: {}", server.description());
+    if reports.iter().any(|report| report.mongodb.is_some()) {
+        println!("MongoDB: {}", MongoServer::shared()?.description());
     }
     if reports.iter().any(|report| report.failure.is_some()) {
         bail!("some variants failed");

@@ -13,6 +13,7 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -67,6 +68,43 @@ impl MongoServer {
     pub fn start_secantusdb() -> Result<Self> {
         let python = secantusdb_python().context("failed to install SecantusDB")?;
         Self::spawn(&python)
+    }
+
+    /// One server for the whole process, started on first use (see [`MongoServer::start`]).
+    /// It runs on a thread of its own that lives as long as the process, since the server
+    /// stops when the thread that started it ends: a test's thread ends with its test. At
+    /// exit the kernel stops it (statics are never dropped).
+    ///
+    /// # Errors
+    /// As [`MongoServer::start`]; every caller gets the first one's error.
+    pub fn shared() -> Result<&'static Self> {
+        static SHARED: OnceLock<Result<&'static MongoServer, String>> = OnceLock::new();
+        let shared = SHARED.get_or_init(|| {
+            let (sender, started) = std::sync::mpsc::channel();
+            let keeper = std::thread::Builder::new()
+                .name("mongodb-server".to_string())
+                .spawn(move || {
+                    let server = Self::start().map(|server| &*Box::leak(Box::new(server)));
+                    let running = server.is_ok();
+                    let _ = sender.send(server.map_err(|error| format!("{error:#}")));
+                    if running {
+                        // Parked for good: the server lives until the process exits.
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                });
+            match keeper {
+                Ok(_) => started
+                    .recv()
+                    .unwrap_or_else(|_| Err("the MongoDB server's thread died".to_string())),
+                Err(error) => Err(format!("no thread for the MongoDB server: {error}")),
+            }
+        });
+        shared
+            .as_ref()
+            .copied()
+            .map_err(|error| anyhow::anyhow!("{error}"))
     }
 
     /// What the tests ran on, for the report.
@@ -137,9 +175,12 @@ impl ServerProcess {
 
     /// SIGTERM first, so the server removes its in-memory store's scratch folder.
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: signals our own child, which has not been reaped yet.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
         let asked = Instant::now();
         while asked.elapsed() < STOP_TIMEOUT {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -75,18 +75,22 @@ fn stage_template() -> Result<tempfile::TempDir> {
         staging.path().join("cargo-generate.toml"),
     )?;
     for dir in ["hooks", "template"] {
-        copy_dir(&root.join(dir), &staging.path().join(dir))?;
+        copy_tree(&root.join(dir), &staging.path().join(dir))?;
     }
     Ok(staging)
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
+/// Copies the tree under `from` to `to`, hidden files included.
+///
+/// # Errors
+/// Fails if a file cannot be read or written.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in crate::scan::walk(from).build() {
         let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
+        let target = to.join(entry.path().strip_prefix(from)?);
+        if entry.file_type().is_some_and(|kind| kind.is_dir()) {
+            std::fs::create_dir_all(&target)
+                .with_context(|| format!("Failed to create {}", target.display()))?;
         } else {
             std::fs::copy(entry.path(), &target)
                 .with_context(|| format!("Failed to copy {}", entry.path().display()))?;

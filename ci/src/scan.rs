@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::{
+    WalkBuilder,
+    gitignore::{Gitignore, GitignoreBuilder},
+};
 
 const TAGS: [&str; 3] = ["{{", "{%", "{#"];
 
@@ -104,34 +107,43 @@ pub fn leftover_tags(dir: &Path, verbatim: &Verbatim) -> Result<Vec<Leftover>> {
     Ok(found)
 }
 
+/// Whether `text` holds a Liquid tag anywhere, GitHub expressions (`${{ … }}`) aside.
+pub fn holds_tag(text: &str) -> bool {
+    text.lines().any(has_tag)
+}
+
 /// Whether `line` holds a template tag. `${{ … }}` is a GitHub Actions expression that
 /// the template writes inside `{% raw %}`, so it is expected in the output.
 fn has_tag(line: &str) -> bool {
     TAGS.iter().any(|tag| line.replace("${{", "").contains(tag))
 }
 
-/// Every file under `dir` as a sorted list of paths (`target/` excluded).
+/// Every file under `dir` as a sorted list of paths, hidden ones included; a `target/`
+/// folder (a rendered project's build output) is left out.
 ///
 /// # Errors
 /// Fails if the tree cannot be read.
 pub fn files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut pending = vec![dir.to_path_buf()];
     let mut found = Vec::new();
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current)? {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                if entry.file_name() != "target" {
-                    pending.push(path);
-                }
-            } else {
-                found.push(path);
-            }
+    for entry in walk(dir)
+        .filter_entry(|entry| entry.file_name() != "target")
+        .build()
+    {
+        let entry = entry?;
+        if entry.file_type().is_some_and(|kind| kind.is_file()) {
+            found.push(entry.into_path());
         }
     }
     found.sort();
     Ok(found)
+}
+
+/// A walk of everything under `dir`: no ignore file or hidden-file rule applies, since
+/// a template's `.gitignore` and `.github/` are part of what it ships.
+pub fn walk(dir: &Path) -> WalkBuilder {
+    let mut builder = WalkBuilder::new(dir);
+    builder.standard_filters(false);
+    builder
 }
 
 #[cfg(test)]

@@ -1,15 +1,14 @@
 //! Container, CI and deployment files: every variant's Dockerfile, workflows, compose file
 //! and Kubernetes manifests pass hadolint, actionlint, `docker-compose config`,
-//! kubernetes-validate and checkov, and each linter catches the broken copies in
-//! `tests/fixtures/broken/`, so a clean result means something.
+//! kubernetes-validate and checkov (one test case per variant, on one render each), and
+//! each linter catches the broken copies in `tests/fixtures/broken/`, so a clean result
+//! means something.
 
 use std::path::{Path, PathBuf};
 
-use ci::{
-    examples,
-    lint::Linters,
-    render::{self, Request},
-};
+use ci::{lint::Linters, rendered, variant_tests};
+
+variant_tests!(ships_lint_clean_container_ci_and_deployment_files);
 
 fn broken(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,33 +16,13 @@ fn broken(file: &str) -> PathBuf {
         .join(file)
 }
 
-#[test]
-fn every_variant_ships_lint_clean_container_ci_and_deployment_files() {
+fn ships_lint_clean_container_ci_and_deployment_files(name: &str) {
     let linters = Linters::ensure().unwrap();
-    // The linters are separate processes, so variants lint side by side.
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let runs: Vec<_> = examples::all()
-            .unwrap()
-            .into_iter()
-            .map(|example| {
-                let linters = &linters;
-                scope.spawn(move || {
-                    let dir = tempfile::tempdir().unwrap();
-                    let project =
-                        render::render(&Request::example(&example, &example.name), dir.path())
-                            .unwrap_or_else(|e| panic!("{} failed to render: {e:#}", example.name));
-                    linters
-                        .lint_project(&project)
-                        .err()
-                        .map(|error| format!("{}:\n{error:#}", example.name))
-                })
-            })
-            .collect();
-        runs.into_iter()
-            .filter_map(|run| run.join().unwrap())
-            .collect()
-    });
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let variant = rendered::variant(name).unwrap_or_else(|error| panic!("{error:#}"));
+
+    if let Err(error) = linters.lint_project(&variant.project) {
+        panic!("{error:#}");
+    }
 }
 
 #[test]

@@ -8,13 +8,8 @@
 //! Every label has a fixed set of values; none comes from what a client sent.
 
 use std::{
-    cell::RefCell,
-    collections::HashMap,
-    hash::Hash,
-    net::TcpListener,
-    sync::OnceLock,
-    thread::LocalKey,
-    time::Duration,
+    cell::RefCell, collections::HashMap, hash::Hash, net::TcpListener, sync::OnceLock,
+    thread::LocalKey, time::Duration,
 };
 
 use actix_web::{App, HttpResponse, HttpServer, dev::Server, http::header, web};

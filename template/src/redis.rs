@@ -54,9 +54,11 @@ impl Redis {
         let redis = Self::connect(settings)
             .await
             .context("Failed to connect to Redis")?;
-        readiness.watch("redis", redis.clone(), |redis| async move {
-            redis.ping().await
-        });
+        readiness.watch(
+            "redis",
+            redis.clone(),
+            |redis| async move { redis.ping().await },
+        );
         Ok(redis)
     }
 

@@ -430,7 +430,11 @@ mod tests {
                 .expect("the caller's trace");
 
             assert_eq!(from_plain, None);
-            assert_eq!(from_traced.split('-').nth(1), Some(TRACE_ID), "{from_traced}");
+            assert_eq!(
+                from_traced.split('-').nth(1),
+                Some(TRACE_ID),
+                "{from_traced}"
+            );
         });
     }
 

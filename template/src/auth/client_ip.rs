@@ -136,7 +136,10 @@ mod tests {
         let lan = proxies(&["10.0.0.0/8"]);
 
         for spoofed in ["1.2.3.4", "5.6.7.8, 9.9.9.9", "garbage"] {
-            let header: Vec<&str> = spoofed.split(',').chain(["198.51.100.7", "10.0.0.2"]).collect();
+            let header: Vec<&str> = spoofed
+                .split(',')
+                .chain(["198.51.100.7", "10.0.0.2"])
+                .collect();
             let client = lan.client_address(ip("10.0.0.1"), &header);
             assert_eq!(client, ip("198.51.100.7"), "with {spoofed:?} in front");
         }

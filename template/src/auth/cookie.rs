@@ -96,7 +96,13 @@ mod tests {
         let set = cookie.set(&token).to_string();
 
         assert!(set.starts_with("__Host-session="), "{set}");
-        for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age=60"] {
+        for attribute in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Strict",
+            "Path=/",
+            "Max-Age=60",
+        ] {
             assert!(set.contains(attribute), "{attribute} missing in {set}");
         }
         assert!(!set.contains("Domain"), "{set}");

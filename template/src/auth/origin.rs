@@ -42,7 +42,9 @@ impl AllowedOrigins {
     }
 
     fn allows(&self, origin: &str) -> bool {
-        self.0.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin))
+        self.0
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
     }
 }
 
@@ -74,8 +76,9 @@ pub fn may_use_cookie(request: &HttpRequest, allowed: &AllowedOrigins) -> bool {
             None => true,
             Some(origin) => {
                 let host = origin.split_once("://").map(|(_, host)| host);
-                host.is_some_and(|host| text(&header::HOST).is_some_and(|own| own.eq_ignore_ascii_case(host)))
-                    || listed()
+                host.is_some_and(|host| {
+                    text(&header::HOST).is_some_and(|own| own.eq_ignore_ascii_case(host))
+                }) || listed()
             }
         },
     }
@@ -94,9 +97,10 @@ mod tests {
     fn request(headers: &[(&'static str, &'static str)]) -> HttpRequest {
         headers
             .iter()
-            .fold(TestRequest::post().insert_header(("Host", "api.example.com")), |r, h| {
-                r.insert_header(*h)
-            })
+            .fold(
+                TestRequest::post().insert_header(("Host", "api.example.com")),
+                |r, h| r.insert_header(*h),
+            )
             .to_http_request()
     }
 
@@ -104,25 +108,40 @@ mod tests {
     fn same_origin_and_listed_origins_pass() {
         for headers in [
             vec![("Sec-Fetch-Site", "same-origin")],
-            vec![("Sec-Fetch-Site", "same-site"), ("Origin", "https://app.example.com")],
+            vec![
+                ("Sec-Fetch-Site", "same-site"),
+                ("Origin", "https://app.example.com"),
+            ],
             vec![("Origin", "https://api.example.com")],
             vec![("Origin", "https://APP.example.com")],
             vec![],
         ] {
-            assert!(may_use_cookie(&request(&headers), &allowed()), "{headers:?}");
+            assert!(
+                may_use_cookie(&request(&headers), &allowed()),
+                "{headers:?}"
+            );
         }
     }
 
     #[test]
     fn other_origins_are_refused() {
         for headers in [
-            vec![("Sec-Fetch-Site", "cross-site"), ("Origin", "https://evil.example")],
-            vec![("Sec-Fetch-Site", "same-site"), ("Origin", "https://api.example.com")],
+            vec![
+                ("Sec-Fetch-Site", "cross-site"),
+                ("Origin", "https://evil.example"),
+            ],
+            vec![
+                ("Sec-Fetch-Site", "same-site"),
+                ("Origin", "https://api.example.com"),
+            ],
             vec![("Sec-Fetch-Site", "cross-site")],
             vec![("Origin", "https://evil.example")],
             vec![("Origin", "null")],
         ] {
-            assert!(!may_use_cookie(&request(&headers), &allowed()), "{headers:?}");
+            assert!(
+                !may_use_cookie(&request(&headers), &allowed()),
+                "{headers:?}"
+            );
         }
     }
 

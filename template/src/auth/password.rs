@@ -105,7 +105,10 @@ impl PasswordHasher {
 
     /// Runs `work` on the blocking pool once a hashing slot is free, keeping the
     /// caller's tracing span.
-    async fn run<T, E>(&self, work: impl FnOnce() -> Result<T, E> + Send + 'static) -> anyhow::Result<T>
+    async fn run<T, E>(
+        &self,
+        work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> anyhow::Result<T>
     where
         T: Send + 'static,
         E: std::error::Error + Send + Sync + 'static,
@@ -159,7 +162,10 @@ mod tests {
             .unwrap();
         let guess = format!("{longest}!");
 
-        assert!(bcrypt::verify(&guess, &hash).unwrap(), "bcrypt alone truncates");
+        assert!(
+            bcrypt::verify(&guess, &hash).unwrap(),
+            "bcrypt alone truncates"
+        );
         assert!(
             !hasher
                 .verify(&SecretString::from(guess), Some(&hash))

@@ -64,7 +64,10 @@ impl RequestAuth {
                     && !origin::may_use_cookie(request, &auth.settings.allowed_origins) =>
             {
                 let origin = request.headers().get(actix_web::http::header::ORIGIN);
-                tracing::warn!(?origin, "Refused a cookie-authenticated request from another origin");
+                tracing::warn!(
+                    ?origin,
+                    "Refused a cookie-authenticated request from another origin"
+                );
                 return Err(AppError::Forbidden);
             }
             Some(token) => auth.sessions.resolve(&token.value).await?,

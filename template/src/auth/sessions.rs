@@ -171,7 +171,11 @@ impl SessionStore {
         };
         let now = unix_now();
         let age = now.saturating_sub(created_at);
-        let Some(remaining) = self.absolute.as_secs().checked_sub(age).filter(|left| *left > 0)
+        let Some(remaining) = self
+            .absolute
+            .as_secs()
+            .checked_sub(age)
+            .filter(|left| *left > 0)
         else {
             connection.del::<_, ()>(&key).await.map_err(unavailable)?;
             return Ok(None);
@@ -241,7 +245,10 @@ mod tests {
     #[test]
     fn the_idle_expiry_lags_a_tenth_of_the_timeout_at_most_a_minute() {
         assert_eq!(refresh_lag(Duration::from_secs(1800)), MAX_REFRESH_LAG);
-        assert_eq!(refresh_lag(Duration::from_secs(300)), Duration::from_secs(30));
+        assert_eq!(
+            refresh_lag(Duration::from_secs(300)),
+            Duration::from_secs(30)
+        );
         assert_eq!(refresh_lag(Duration::from_secs(2)).as_secs(), 0);
     }
 

@@ -103,7 +103,10 @@ mod tests {
 
         let envelope: Envelope<u32> = serde_json::from_str(stored).unwrap();
 
-        assert_eq!((envelope.failures, envelope.trace, envelope.job), (1, None, 7));
+        assert_eq!(
+            (envelope.failures, envelope.trace, envelope.job),
+            (1, None, 7)
+        );
     }
 
     #[test]

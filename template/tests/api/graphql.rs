@@ -280,14 +280,22 @@ async fn no_graphql_response_may_be_cached() {
         app.post_raw("text/plain", "{ apiVersion }").await,
         app.post_graphql(&" ".repeat(2048)).await,
         app.get("/graphql").await,
-        app.client.get(&url).query(&[("query", "{ apiVersion }")]).send().await.unwrap(),
+        app.client
+            .get(&url)
+            .query(&[("query", "{ apiVersion }")])
+            .send()
+            .await
+            .unwrap(),
         app.client.put(&url).send().await.unwrap(),
     ];
 
     for response in responses {
         let status = response.status();
         assert_eq!(
-            response.headers().get("cache-control").map(|v| v.to_str().unwrap()),
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
             Some("no-store"),
             "on a {status}"
         );
