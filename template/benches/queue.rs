@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use {{crate_name}}::{
     config::Settings,
-    jobs::{JobKind, JobQueue, JobRun, JobSettings, worker},
+    queue::{JobKind, JobQueue, JobRun, QueueSettings, worker},
     redis::{Redis, RedisSettings},
 };
 
@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     let redis = Redis::connect(&RedisSettings {
         url: SecretString::from(url.as_str()),
         key_prefix: prefix.clone(),
-        timeout_ms: 5000,
+        timeout: Duration::from_secs(5),
     })
     .await?;
     let settings = Settings::load()?.jobs;
@@ -82,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
 
     let rows = [(1, 0), (16, 0), (64, 0), (1, 1000), (16, 1000)];
     for (concurrency, cpu_us) in rows {
-        let settings = worker_settings(&settings, concurrency);
+        let settings = worker_settings(&settings, concurrency)?;
         let queue = JobQueue::new(
             &redis,
             &settings,
@@ -107,11 +107,11 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn worker_settings(defaults: &JobSettings, concurrency: usize) -> JobSettings {
-    JobSettings {
-        concurrency,
+fn worker_settings(defaults: &QueueSettings, concurrency: usize) -> anyhow::Result<QueueSettings> {
+    Ok(QueueSettings {
+        concurrency: concurrency.try_into()?,
         ..defaults.clone()
-    }
+    })
 }
 
 async fn fill(queue: &JobQueue<Work>, work: &Work, jobs: u32) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! The command line: `serve` (the default), `schema`, `healthcheck`, and the commands
 //! each module adds. A module's commands are a `clap::Subcommand` enum implementing
-//! [`ModuleCommand`]; `main.rs` lists the modules.
+//! [`ModuleCommand`]; `state.rs` registers them.
 
 use std::pin::Pin;
 
@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::{
+    command::ModuleCommand,
     config::Settings,
     graphql::schema,
     startup::Application,
@@ -32,30 +33,28 @@ enum Command {
     Healthcheck,
 }
 
-/// A module's subcommands, run with the service's settings.
-pub trait ModuleCommand: clap::Subcommand + Sized + 'static {
-    fn run(self, settings: Settings) -> impl Future<Output = anyhow::Result<()>>;
-}
-
 type Running = Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+/// Runs a module's parsed command with the settings.
+type Runner = Box<dyn Fn(&ArgMatches, Settings) -> Running>;
 
 /// One module's place on the command line.
 pub struct Module {
     augment: fn(clap::Command) -> clap::Command,
     has: fn(&str) -> bool,
-    run: fn(&ArgMatches, Settings) -> Running,
+    run: Runner,
 }
 
 impl Module {
-    /// The subcommands of `C`.
-    pub fn of<C: ModuleCommand>() -> Self {
+    /// The subcommands of `C`, run with what `needs` takes from the configuration.
+    pub fn of<C: ModuleCommand>(needs: fn(Settings) -> C::Needs) -> Self {
         Self {
             augment: C::augment_subcommands,
             has: C::has_subcommand,
-            run: |matches, settings| {
+            run: Box::new(move |matches, settings| {
                 let command = C::from_arg_matches(matches);
-                Box::pin(async move { command?.run(settings).await })
-            },
+                let needs = needs(settings);
+                Box::pin(async move { command?.run(needs).await })
+            }),
         }
     }
 }
@@ -64,7 +63,8 @@ impl Module {
 ///
 /// # Errors
 /// Whatever the command fails with.
-pub async fn run(modules: &[Module]) -> anyhow::Result<()> {
+pub async fn run() -> anyhow::Result<()> {
+    let modules = crate::state::commands();
     let cli = modules
         .iter()
         .fold(Cli::command(), |cli, module| (module.augment)(cli));

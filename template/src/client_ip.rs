@@ -49,12 +49,18 @@ impl TrustedProxies {
                 "list the networks of the reverse proxies in front of the service, or `{NONE}` when clients connect directly"
             )),
             [only] if only.trim().eq_ignore_ascii_case(NONE) => Ok(Self::default()),
-            _ => entries.iter().map(|entry| network(entry.trim())).collect::<Result<_, _>>().map(Self),
+            _ => entries
+                .iter()
+                .map(|entry| network(entry.trim()))
+                .collect::<Result<_, _>>()
+                .map(Self),
         }
     }
 
     pub fn trusts(&self, address: IpAddr) -> bool {
-        self.0.iter().any(|network| network.contains(&address.to_canonical()))
+        self.0
+            .iter()
+            .any(|network| network.contains(&address.to_canonical()))
     }
 
     /// The listed networks wider than a /16 (IPv4) or a /48 (IPv6): worth a warning at
@@ -103,7 +109,7 @@ fn network(entry: &str) -> Result<IpNet, String> {
 
 impl<'de> Deserialize<'de> for TrustedProxies {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let entries = crate::setting_list::deserialize(deserializer)?;
+        let entries = crate::setting::list(deserializer)?;
         Self::parse(&entries).map_err(D::Error::custom)
     }
 }
@@ -153,7 +159,8 @@ static WARNED: AtomicBool = AtomicBool::new(false);
 /// `X-Forwarded-For` or `Forwarded`: a proxy in front of the service that
 /// `http.trusted_proxies` does not list, or a client forging them.
 pub fn watch_forwarding(peer: Option<SocketAddr>, headers: &HeaderMap, proxies: &TrustedProxies) {
-    let forwarded = headers.contains_key(X_FORWARDED_FOR) || headers.contains_key(header::FORWARDED);
+    let forwarded =
+        headers.contains_key(X_FORWARDED_FOR) || headers.contains_key(header::FORWARDED);
     if !forwarded || peer_is_trusted(peer, proxies) {
         return;
     }
@@ -195,7 +202,10 @@ mod tests {
         let lan = proxies(&["10.0.0.0/8"]);
 
         for spoofed in ["1.2.3.4", "5.6.7.8, 9.9.9.9", "garbage"] {
-            let header: Vec<&str> = spoofed.split(',').chain(["198.51.100.7", "10.0.0.2"]).collect();
+            let header: Vec<&str> = spoofed
+                .split(',')
+                .chain(["198.51.100.7", "10.0.0.2"])
+                .collect();
             let client = lan.client_address(ip("10.0.0.1"), &header);
             assert_eq!(client, ip("198.51.100.7"), "with {spoofed:?} in front");
         }
@@ -255,14 +265,20 @@ mod tests {
     #[test]
     fn a_network_trusting_every_address_is_refused() {
         for everything in ["0.0.0.0/0", "::/0"] {
-            let error = TrustedProxies::parse(&["10.0.0.0/8".into(), everything.into()]).unwrap_err();
+            let error =
+                TrustedProxies::parse(&["10.0.0.0/8".into(), everything.into()]).unwrap_err();
             assert!(error.contains(everything), "{error}");
         }
     }
 
     #[test]
     fn networks_wider_than_a_16_or_a_48_are_flagged() {
-        let listed = proxies(&["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32", "2001:db8:1::/48"]);
+        let listed = proxies(&[
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "2001:db8::/32",
+            "2001:db8:1::/48",
+        ]);
 
         let wide: Vec<String> = listed.too_wide().map(ToString::to_string).collect();
 

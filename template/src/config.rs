@@ -1,4 +1,7 @@
-//! Typed settings.
+//! The configuration: every part's settings slice, composed here and parsed into its
+//! valid form as it loads. Each slice is defined by the part it configures (`http`,
+//! `storage`, `graphql`, …) and handed only to it; nothing below the top reads the
+//! whole.
 //!
 //! Layers, each overriding the one before:
 //! 1. `config/base.toml`, compiled into the binary;
@@ -9,13 +12,13 @@
 //! Loading fails with a message naming the offending key, so a bad deployment stops at
 //! start-up instead of misbehaving later.
 
-use std::time::Duration;
-
 use config::{Config, ConfigError, File, FileFormat};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::{client_ip::TrustedProxies, storage::StorageUrl};
+use crate::{
+    graphql::GraphqlSettings, http::HttpSettings, monitoring::MetricsSettings,
+    storage::DatabaseSettings, telemetry::TelemetrySettings,
+};
 
 const BASE: &str = include_str!("../config/base.toml");
 const PRODUCTION: &str = include_str!("../config/production.toml");
@@ -28,7 +31,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub graphql: GraphqlSettings,
     pub telemetry: TelemetrySettings,
-    pub metrics: crate::monitoring::MetricsSettings,
+    pub metrics: MetricsSettings,
 {%- if uses_redis %}
     pub redis: crate::redis::RedisSettings,
 {%- endif %}
@@ -36,84 +39,11 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
 {%- endif %}
 {%- if queue %}
-    pub jobs: crate::jobs::JobSettings,
+    pub jobs: crate::queue::QueueSettings,
 {%- endif %}
 {%- if email %}
     pub mail: crate::mail::MailSettings,
 {%- endif %}
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSettings {
-    pub host: String,
-    pub port: u16,
-    pub workers: usize,
-    pub shutdown_timeout_secs: u64,
-    /// Clients reach the service over HTTPS only (a TLS-terminating proxy in front):
-    /// responses carry HSTS and cookies are `Secure`.
-    pub https: bool,
-    /// The reverse proxies whose forwarding headers and trace context are believed (see
-    /// `client_ip.rs`); unset means none, and is refused in production.
-    pub trusted_proxies: Option<TrustedProxies>,
-}
-
-impl HttpSettings {
-    /// The trusted proxies; none when unset (development).
-    pub fn proxies(&self) -> TrustedProxies {
-        self.trusted_proxies.clone().unwrap_or_default()
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// May carry credentials, so it stays secret until the storage layer parses it.
-    pub url: SecretString,
-    pub mongodb_database: String,
-    pub timeout_secs: u64,
-}
-
-impl DatabaseSettings {
-    /// # Errors
-    /// Fails when the URL's scheme names no supported backend.
-    pub fn storage_url(&self) -> Result<StorageUrl, ConfigError> {
-        StorageUrl::parse(self.url.expose_secret())
-            .map_err(|e| ConfigError::Message(format!("database.url: {e}")))
-    }
-
-    pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.timeout_secs)
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GraphqlSettings {
-    pub max_body_bytes: usize,
-    pub max_depth: usize,
-    pub max_fields: usize,
-    pub max_aliases: usize,
-    pub max_batch: usize,
-    pub introspection: bool,
-    pub graphiql: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetrySettings {
-    pub filter: String,
-    pub format: LogFormat,
-    /// Spans are OpenTelemetry spans, joining callers' and jobs' traces; exported over
-    /// OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (see `telemetry.rs`).
-    pub traces: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Pretty,
-    Json,
 }
 
 /// Where the service runs; picks the settings layer applied over `base.toml`.
@@ -158,8 +88,9 @@ impl Settings {
     /// Reads `.env` if present, then the layers described in the module docs.
     ///
     /// # Errors
-    /// Fails on an unknown environment, a missing key, a value of the wrong type or an
-    /// unsupported database URL; the message names the key.
+    /// Fails on an unknown environment, a missing key, or a value out of its range
+    /// (a zero count, an unsupported database URL, a malformed network, …); the message
+    /// names the key.
     pub fn load() -> Result<Self, ConfigError> {
         // A missing `.env` is normal (containers, CI); a malformed one is not.
         match dotenvy::dotenv() {
@@ -199,7 +130,6 @@ impl Settings {
             // Every struct denies unknown fields: a misspelt APP_… variable stops
             // start-up instead of being ignored.
             .map_err(|error| ConfigError::Message(format!("{error} (from config/*.toml or an APP_… variable)")))?;
-        settings.database.storage_url()?;
         if environment == Environment::Production && settings.http.trusted_proxies.is_none() {
             // Behind an unlisted proxy every client would share one rate-limit bucket.
             return Err(ConfigError::Message(
@@ -216,10 +146,15 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{client_ip::TrustedProxies, telemetry::LogFormat};
 
     /// The variables a production deployment sets at the least.
     fn production_variables() -> config::Map<String, String> {
         [("APP_HTTP__TRUSTED_PROXIES".to_string(), "10.0.0.0/8".to_string())].into()
+    }
+
+    fn with(name: &str, value: &str) -> Option<config::Map<String, String>> {
+        Some([(name.to_string(), value.to_string())].into())
     }
 
     #[test]
@@ -236,19 +171,18 @@ mod tests {
     #[test]
     fn production_refuses_to_start_until_trusted_proxies_are_set() {
         let unset = Settings::build(Environment::Production, Some(config::Map::new())).unwrap_err();
-        let empty = Settings::build(
-            Environment::Production,
-            Some([("APP_HTTP__TRUSTED_PROXIES".to_string(), String::new())].into()),
-        )
-        .unwrap_err();
-        let none = Settings::build(
-            Environment::Production,
-            Some([("APP_HTTP__TRUSTED_PROXIES".to_string(), "none".to_string())].into()),
-        )
-        .expect("`none` is an explicit choice");
+        let empty = Settings::build(Environment::Production, with("APP_HTTP__TRUSTED_PROXIES", ""))
+            .unwrap_err();
+        // What the Kubernetes ConfigMap ships until the operator decides.
+        let placeholder =
+            Settings::build(Environment::Production, with("APP_HTTP__TRUSTED_PROXIES", "REPLACE-ME"))
+                .unwrap_err();
+        let none = Settings::build(Environment::Production, with("APP_HTTP__TRUSTED_PROXIES", "none"))
+            .expect("`none` is an explicit choice");
 
         assert!(unset.to_string().contains("http.trusted_proxies"), "{unset}");
         assert!(empty.to_string().contains("`none`"), "{empty}");
+        assert!(placeholder.to_string().contains("http.trusted_proxies"), "{placeholder}");
         assert_eq!(none.http.proxies(), TrustedProxies::default());
         assert!(Settings::build(Environment::Development, Some(config::Map::new())).is_ok());
     }
@@ -299,6 +233,21 @@ mod tests {
         let error = Settings::build(Environment::Development, Some(variables)).unwrap_err();
 
         assert!(error.to_string().contains("prot"), "{error}");
+    }
+
+    #[test]
+    fn a_value_out_of_range_stops_start_up_naming_its_key() {
+        for (variable, key) in [
+            ("APP_DATABASE__URL", "database.url"),
+            ("APP_GRAPHQL__MAX_DEPTH", "graphql.max_depth"),
+{%- if queue %}
+            ("APP_JOBS__LEASE_SECS", "jobs.lease_secs"),
+{%- endif %}
+        ] {
+            let value = if key == "database.url" { "postgres://nope" } else { "0" };
+            let error = Settings::build(Environment::Development, with(variable, value)).unwrap_err();
+            assert!(error.to_string().contains(key), "{variable}: {error}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod domain;
 {%- endif %}
 {%- if queue %}
 pub mod jobs;
+pub mod queue;
+pub mod worker;
 {%- endif %}
 {%- if email %}
 pub mod mail;
@@ -17,13 +19,14 @@ pub mod redis;
 pub mod cli;
 pub mod client_ip;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod http;
 pub mod monitoring;
-pub mod setting_list;
+pub mod setting;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -15,7 +15,11 @@ pub struct RedisSettings {
     /// Prepended to every key, so several services (or test runs) can share a server.
     pub key_prefix: String,
     /// Longest wait for a connection or an answer before a request fails.
-    pub timeout_ms: u64,
+    #[serde(
+        rename = "timeout_ms",
+        deserialize_with = "crate::setting::positive_millis"
+    )]
+    pub timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -31,7 +35,7 @@ impl Redis {
     /// Fails on a malformed URL or when the server does not answer within the timeout.
     pub async fn connect(settings: &RedisSettings) -> redis::RedisResult<Self> {
         let client = redis::Client::open(settings.url.expose_secret())?;
-        let timeout = Duration::from_millis(settings.timeout_ms);
+        let timeout = settings.timeout;
         let connection =
             ConnectionManager::new_with_config(client.clone(), manager_config(timeout)).await?;
         Ok(Self {

@@ -3,7 +3,7 @@
 //! `main` and the tests use the same `Application::build`, so the tests exercise exactly
 //! what ships; they bind port 0 and read the real port back.
 
-use std::{net::TcpListener, sync::Arc};
+use std::net::TcpListener;
 
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, dev::Server, web};
@@ -11,10 +11,7 @@ use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
 use crate::monitoring::{self, MetricsServer};
-use crate::{
-    config::Settings, health::Readiness, http, state::AppState, storage::Storage,
-    telemetry::RequestSpan,
-};
+use crate::{config::Settings, http, state::AppState, telemetry::RequestSpan};
 
 pub struct Application {
     port: u16,
@@ -31,7 +28,7 @@ impl Application {
     /// # Errors
     /// Fails if a dependency is unreachable or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let state = connect(&settings).await?;
+        let state = AppState::connect(&settings).await?;
         let address = (settings.http.host.as_str(), settings.http.port);
         let listener = TcpListener::bind(address)
             .with_context(|| format!("Failed to bind {}:{}", address.0, address.1))?;
@@ -74,35 +71,6 @@ impl Application {
     }
 }
 
-/// Connects to every dependency, failing fast when one is unreachable; each part of the
-/// service registers its readiness probes on the way. Each module adds one line.
-///
-/// # Errors
-/// Names the dependency that could not be reached or is misconfigured.
-pub async fn connect(settings: &Settings) -> anyhow::Result<AppState> {
-    let storage = Storage::connect(&settings.database)
-        .await
-        .context("Failed to connect to the database")?;
-    let timeout = settings.database.timeout();
-    let mut readiness = Readiness::new(timeout);
-    readiness.watch("database", storage.clone(), move |storage| async move {
-        storage.ping(timeout).await
-    });
-    Ok(AppState {
-{%- if auth %}
-        auth: crate::auth::Auth::connect(settings, &mut readiness).await?,
-{%- endif %}
-{%- if email %}
-        mailer: crate::mail::Mailer::connect(&settings.mail, &mut readiness)?,
-{%- endif %}
-{%- if queue %}
-        jobs: crate::jobs::Jobs::connect(settings, &mut readiness).await?,
-{%- endif %}
-        storage,
-        readiness: Arc::new(readiness),
-    })
-}
-
 fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let endpoint = web::Data::new(http::GraphqlEndpoint::new(&settings.graphql));
@@ -119,7 +87,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io
             .app_data(proxies.clone())
             .configure(http::configure)
     })
-    .shutdown_timeout(settings.http.shutdown_timeout_secs);
+    .shutdown_timeout(settings.http.shutdown_timeout.as_secs());
     if settings.http.workers > 0 {
         server = server.workers(settings.http.workers);
     }

@@ -54,10 +54,27 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
-use crate::{
-    client_ip::{self, TrustedProxies},
-    config::{LogFormat, TelemetrySettings},
-};
+use serde::Deserialize;
+
+use crate::client_ip::{self, TrustedProxies};
+
+/// `[telemetry]`: what is logged, how, and whether spans are traced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub filter: String,
+    pub format: LogFormat,
+    /// Spans are OpenTelemetry spans, joining trusted callers' and jobs' traces;
+    /// exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub traces: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
 
 /// Whether this process built its subscriber with the OpenTelemetry layer: one load
 /// decides whether a request or a job does any tracing work at all.

@@ -42,6 +42,60 @@ pub enum About {
     AlreadyConfirmed,
 }
 
+/// Where account mails go once a request asked for them: {% if queue %}the job queue, whose
+/// worker sends them with an [`AccountMailer`]{% else %}straight to the mailer{% endif %}.
+#[derive(Clone)]
+pub struct AccountMails(
+{%- if queue %}
+    crate::queue::Outbox<AccountMail>,
+{%- else %}
+    Arc<AccountMailer>,
+{%- endif %}
+);
+
+impl AccountMails {
+{%- if queue %}
+    /// Account mails as jobs of `jobs`.
+    pub fn new<J>(jobs: &crate::queue::JobQueue<J>) -> Self
+    where
+        J: From<AccountMail>
+            + Serialize
+            + serde::de::DeserializeOwned
+            + crate::queue::JobKind
+            + Send
+            + 'static,
+    {
+        Self(jobs.outbox())
+    }
+
+    /// Queues `mail` for the worker, which issues its token and retries while the mail
+    /// server fails.
+    ///
+    /// # Errors
+    /// Fails when the queue is unavailable.
+    pub async fn deliver(&self, mail: AccountMail) -> anyhow::Result<()> {
+        self.0
+            .enqueue(mail)
+            .await
+            .context("Failed to queue an account mail")?;
+        Ok(())
+    }
+{%- else %}
+    /// Account mails sent at once through `mailer`.
+    pub fn new(redis: &Redis, mailer: &Arc<Mailer>, settings: &AuthSettings) -> Self {
+        Self(Arc::new(AccountMailer::new(redis.clone(), mailer.clone(), settings)))
+    }
+
+    /// Issues the mail's token and sends it.
+    ///
+    /// # Errors
+    /// Fails when Redis or the mail transport fails.
+    pub async fn deliver(&self, mail: AccountMail) -> anyhow::Result<()> {
+        self.0.send(&mail).await
+    }
+{%- endif %}
+}
+
 /// Issues the tokens of links and sends account mails.
 pub struct AccountMailer {
     tokens: OneTimeTokens,
@@ -56,25 +110,11 @@ impl AccountMailer {
         Self {
             tokens: OneTimeTokens::new(redis),
             mailer,
-            confirm_ttl: Duration::from_secs(settings.confirm_token_ttl_secs),
-            reset_ttl: Duration::from_secs(settings.reset_token_ttl_secs),
+            confirm_ttl: settings.confirm_token_ttl,
+            reset_ttl: settings.reset_token_ttl,
             confirmation_required: settings.require_confirmed_email,
         }
     }
-{%- if queue %}
-
-    /// The worker's mailer, with connections of its own.
-    ///
-    /// # Errors
-    /// Fails on bad mail settings or when Redis is unreachable.
-    pub async fn connect(settings: &crate::config::Settings) -> anyhow::Result<Self> {
-        let redis = Redis::connect(&settings.redis)
-            .await
-            .context("Failed to connect to Redis")?;
-        let mailer = Mailer::from_settings(&settings.mail).context("Invalid mail settings")?;
-        Ok(Self::new(redis, Arc::new(mailer), &settings.auth))
-    }
-{%- endif %}
 
     /// Issues the token of the mail's link, if it has one, and sends the mail. Sending
     /// again issues a new token, which voids the previous one.

@@ -79,7 +79,9 @@ pub async fn promote_existing(
         );
     }
     if user.role == Role::Admin {
-        return Ok(format!("{email} (account created {created}) is an admin already"));
+        return Ok(format!(
+            "{email} (account created {created}) is an admin already"
+        ));
     }
     storage.set_role(user.id, Role::Admin).await?;
     let ended = sessions

@@ -4,7 +4,19 @@ use anyhow::Context as _;
 use clap::{ArgGroup, Subcommand};
 use secrecy::SecretString;
 
-use crate::{cli::ModuleCommand, config::Settings, storage::Storage};
+use super::AuthSettings;
+use crate::{
+    command::ModuleCommand,
+    redis::RedisSettings,
+    storage::{DatabaseSettings, Storage},
+};
+
+/// What the commands connect to and run with.
+pub struct Needs {
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+}
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -24,24 +36,30 @@ pub enum Command {
 }
 
 impl ModuleCommand for Command {
-    async fn run(self, settings: Settings) -> anyhow::Result<()> {
+    type Needs = Needs;
+
+    async fn run(self, needs: Needs) -> anyhow::Result<()> {
         match self {
             Self::CreateAdmin {
                 email,
                 password_stdin: _,
                 promote_existing,
             } => {
-                let storage = Storage::connect(&settings.database)
+                let storage = Storage::connect(&needs.database)
                     .await
                     .context("Failed to connect to the database")?;
                 let done = if promote_existing {
-                    let redis = crate::redis::Redis::connect(&settings.redis)
+                    let redis = crate::redis::Redis::connect(&needs.redis)
                         .await
                         .context("Failed to connect to Redis")?;
-                    let auth = super::Auth::new(&settings.auth, settings.http.https, redis);
-                    super::admin::promote_existing(&storage, &auth.sessions, &email).await?
+                    let sessions = super::sessions::SessionStore::new(
+                        redis,
+                        needs.auth.session_idle_timeout,
+                        needs.auth.session_absolute_timeout,
+                    );
+                    super::admin::promote_existing(&storage, &sessions, &email).await?
                 } else {
-                    let hasher = super::PasswordHasher::new(settings.auth.bcrypt_cost);
+                    let hasher = super::PasswordHasher::new(needs.auth.bcrypt_cost);
                     super::admin::create(&storage, &hasher, &email, read_password()?).await?
                 };
                 println!("{done}");

@@ -39,10 +39,17 @@ impl ClientBuckets {
             }]),
             IpAddr::V6(v6) => {
                 let block = |prefix: u32, factor| Bucket {
-                    key: format!("{}/{prefix}", Ipv6Addr::from(u128::from(v6) & (u128::MAX << (128 - prefix)))),
+                    key: format!(
+                        "{}/{prefix}",
+                        Ipv6Addr::from(u128::from(v6) & (u128::MAX << (128 - prefix)))
+                    ),
                     factor,
                 };
-                Self(vec![block(64, 1), block(56, factors.per_56), block(48, factors.per_48)])
+                Self(vec![
+                    block(64, 1),
+                    block(56, factors.per_56),
+                    block(48, factors.per_48),
+                ])
             }
         }
     }

@@ -21,9 +21,6 @@ use crate::{
     domain::Email,
     error::AppError,
     graphql::Context,
-{%- if queue %}
-    jobs::Job,
-{%- endif %}
     state::AppState,
     storage::{
         StorageError,
@@ -64,30 +61,10 @@ where
     });
 }
 
-{%- if queue %}
-
-/// Queues `mail` for the worker, which issues its token and retries while the mail
-/// server fails.
-async fn deliver(state: &AppState, mail: AccountMail) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    state
-        .jobs
-        .enqueue(Job::AccountMail(mail))
-        .await
-        .context("Failed to queue an account mail")?;
-    Ok(())
-}
-{%- else %}
 
 async fn deliver(state: &AppState, mail: AccountMail) -> anyhow::Result<()> {
-    let mailer = super::AccountMailer::new(
-        state.auth.redis.clone(),
-        state.mailer.clone(),
-        &state.auth.settings,
-    );
-    mailer.send(&mail).await
+    state.auth.mails.deliver(mail).await
 }
-{%- endif %}
 
 /// After `register`: a confirmation link for a new account, a heads-up for a taken
 /// address. The answer to `register` is the same either way, so a mail over the

@@ -25,9 +25,7 @@ mod mails;
 mod tokens;
 {%- endif %}
 
-use std::{sync::Arc, time::Duration};
-
-{% if email %}pub use account_mail::{AccountMail, AccountMailer};
+{% if email %}pub use account_mail::{AccountMail, AccountMailer, AccountMails};
 pub use background::Background;
 {% endif %}pub use client::{ClientBuckets, Ipv6Factors};
 pub use cookie::SessionCookie;
@@ -62,27 +60,17 @@ pub struct Auth {
 {%- if email %}
     /// Account mails on their way, sent after the request that asked for them answered.
     pub background: Background,
+    /// Where account mails go.
+    pub mails: AccountMails,
 {%- endif %}
 }
 
 impl Auth {
-    /// Connects to Redis (registering its readiness probe) and sets up the services.
-    ///
-    /// # Errors
-    /// Fails when Redis is unreachable.
-    pub async fn connect(
-        settings: &crate::config::Settings,
-        readiness: &mut crate::health::Readiness,
-    ) -> anyhow::Result<Arc<Self>> {
-        let redis = Redis::connect_watched(&settings.redis, readiness).await?;
-        Ok(Arc::new(Self::new(&settings.auth, settings.http.https, redis)))
-    }
-
-    /// `https`: the service is reached over HTTPS only, so the session cookie is
-    /// `Secure` and named `__Host-session`.
-    pub fn new(settings: &AuthSettings, https: bool, redis: Redis) -> Self {
-        let absolute = Duration::from_secs(settings.session_absolute_timeout_secs);
-        let window = Duration::from_secs(settings.login_window_secs);
+    /// The auth services on `redis`. `https`: the service is reached over HTTPS only, so
+    /// the session cookie is `Secure` and named `__Host-session`.
+    pub fn new(settings: &AuthSettings, https: bool, redis: Redis{% if email %}, mails: AccountMails{% endif %}) -> Self {
+        let absolute = settings.session_absolute_timeout;
+        let window = settings.login_window;
         let per_client = Limit {
             attempts: settings.login_attempts_per_ip,
             window,
@@ -92,11 +80,7 @@ impl Auth {
             window,
         };
         Self {
-            sessions: SessionStore::new(
-                redis.clone(),
-                Duration::from_secs(settings.session_idle_timeout_secs),
-                absolute,
-            ),
+            sessions: SessionStore::new(redis.clone(), settings.session_idle_timeout, absolute),
             passwords: PasswordHasher::new(settings.bcrypt_cost),
             limiter: RateLimiter::new(redis.clone()),
             lockout: Lockout::new(redis.clone(), per_client, per_account),
@@ -105,6 +89,7 @@ impl Auth {
             settings: settings.clone(),
 {%- if email %}
             background: Background::default(),
+            mails,
 {%- endif %}
         }
     }
@@ -121,7 +106,7 @@ impl Auth {
     ) -> Result<(), AppError> {
         let limit = Limit {
             attempts: self.settings.login_attempts_per_ip,
-            window: Duration::from_secs(self.settings.login_window_secs),
+            window: self.settings.login_window,
         };
         self.limiter
             .hit_client(action, client, limit)
@@ -144,7 +129,7 @@ impl Auth {
         use sha2::{Digest, Sha256};
         let limit = Limit {
             attempts: self.settings.mails_per_address,
-            window: Duration::from_secs(self.settings.mail_window_secs),
+            window: self.settings.mail_window,
         };
         let mailbox = hex::encode(Sha256::digest(recipient.mailbox().as_bytes()));
         self.limiter
@@ -161,7 +146,7 @@ impl Auth {
     pub async fn limit_client_mail(&self, client: &ClientBuckets) -> Result<(), AppError> {
         let limit = Limit {
             attempts: self.settings.mails_per_client,
-            window: Duration::from_secs(self.settings.mail_window_secs),
+            window: self.settings.mail_window,
         };
         self.limiter
             .hit_client("mail", client, limit)

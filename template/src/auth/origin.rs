@@ -50,7 +50,7 @@ impl AllowedOrigins {
 
 impl<'de> Deserialize<'de> for AllowedOrigins {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let entries = crate::setting_list::deserialize(deserializer)?;
+        let entries = crate::setting::list(deserializer)?;
         Self::parse(&entries).map_err(D::Error::custom)
     }
 }

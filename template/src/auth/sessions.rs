@@ -5,10 +5,7 @@
 //! active, after an absolute lifetime. A per-user set lists the user's sessions so that
 //! "log out everywhere" and password changes can revoke them all.
 
-use std::{
-    sync::LazyLock,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::LazyLock, time::Duration};
 
 use redis::{AsyncCommands as _, Script};
 use secrecy::{ExposeSecret, SecretString};
@@ -124,7 +121,7 @@ impl SessionStore {
         let token = SessionToken::generate()?;
         let id_hash = hash(token.expose());
         let session = self.session_key(&id_hash);
-        let now = unix_now();
+        let now = crate::clock::unix_secs();
         let user_sessions = self.user_sessions_key(user_id);
         redis::pipe()
             .atomic()
@@ -169,7 +166,7 @@ impl SessionStore {
         let (Some(user_id), Some(created_at)) = (user_id, created_at) else {
             return Ok(None);
         };
-        let now = unix_now();
+        let now = crate::clock::unix_secs();
         let age = now.saturating_sub(created_at);
         let Some(remaining) = self
             .absolute
@@ -226,12 +223,6 @@ impl SessionStore {
 
 pub(super) fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn seconds(duration: Duration) -> i64 {

@@ -1,6 +1,9 @@
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::{client::Ipv6Factors, origin::AllowedOrigins};
+use crate::setting;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -8,9 +11,11 @@ pub struct AuthSettings {
     /// bcrypt work factor: 12 or more in production (OWASP ASVS 5.0 V11.4.2).
     pub bcrypt_cost: u32,
     /// A session unused this long is gone.
-    pub session_idle_timeout_secs: u64,
+    #[serde(rename = "session_idle_timeout_secs", deserialize_with = "setting::positive_secs")]
+    pub session_idle_timeout: Duration,
     /// A session is gone this long after login, however active.
-    pub session_absolute_timeout_secs: u64,
+    #[serde(rename = "session_absolute_timeout_secs", deserialize_with = "setting::positive_secs")]
+    pub session_absolute_timeout: Duration,
     /// Front ends on other origins whose pages may send cookie-authenticated requests.
     pub allowed_origins: AllowedOrigins,
     /// Wrong passwords per account in a window before clients that sent one are refused
@@ -18,7 +23,8 @@ pub struct AuthSettings {
     pub login_failures_per_account: u64,
     /// Password checks, registrations and mail requests per client in a window.
     pub login_attempts_per_ip: u64,
-    pub login_window_secs: u64,
+    #[serde(rename = "login_window_secs", deserialize_with = "setting::positive_secs")]
+    pub login_window: Duration,
     /// How many times a /64's allowance an IPv6 /56 and /48 may use (see `client.rs`).
     pub ipv6_56_factor: u64,
     pub ipv6_48_factor: u64,
@@ -26,13 +32,16 @@ pub struct AuthSettings {
     /// Refuse to sign in accounts whose email is not confirmed yet.
     pub require_confirmed_email: bool,
     /// Lifetime of the links in confirmation and password-reset mails.
-    pub confirm_token_ttl_secs: u64,
-    pub reset_token_ttl_secs: u64,
+    #[serde(rename = "confirm_token_ttl_secs", deserialize_with = "setting::positive_secs")]
+    pub confirm_token_ttl: Duration,
+    #[serde(rename = "reset_token_ttl_secs", deserialize_with = "setting::positive_secs")]
+    pub reset_token_ttl: Duration,
     /// Mails one address may be sent on behalf of anonymous requests in a window.
     pub mails_per_address: u64,
     /// Mails one client may cause to be sent by anonymous requests in a window.
     pub mails_per_client: u64,
-    pub mail_window_secs: u64,
+    #[serde(rename = "mail_window_secs", deserialize_with = "setting::positive_secs")]
+    pub mail_window: Duration,
 {%- endif %}
 }
 

@@ -8,7 +8,8 @@ use juniper::{
     parser::{Lexer, Token},
 };
 
-use crate::{config::GraphqlSettings, error::AppError};
+use super::GraphqlSettings;
+use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
@@ -20,7 +21,7 @@ impl From<&GraphqlSettings> for RequestLimits {
     fn from(settings: &GraphqlSettings) -> Self {
         Self {
             max_aliases: settings.max_aliases,
-            max_batch: settings.max_batch,
+            max_batch: settings.max_batch.get(),
         }
     }
 }

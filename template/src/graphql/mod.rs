@@ -6,6 +6,8 @@ pub mod limits;
 pub mod metrics;
 pub mod operation;
 pub mod schema;
+mod settings;
 
 pub use context::Context;
 pub use schema::Schema;
+pub use settings::GraphqlSettings;

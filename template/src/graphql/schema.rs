@@ -4,7 +4,8 @@
 use juniper::{EmptySubscription, RootNode, graphql_object};
 
 use super::Context;
-use crate::{config::GraphqlSettings, health::HealthReport};
+use super::GraphqlSettings;
+use crate::health::HealthReport;
 
 pub struct Query;
 
@@ -129,8 +130,8 @@ fn roots() -> Schema {
 /// parsing, before validation or execution.
 pub fn build(settings: &GraphqlSettings) -> Schema {
     let schema = roots()
-        .limit_depth(settings.max_depth)
-        .limit_fields(settings.max_fields);
+        .limit_depth(settings.max_depth.get())
+        .limit_fields(settings.max_fields.get());
     if settings.introspection {
         schema
     } else {

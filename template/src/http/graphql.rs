@@ -12,9 +12,8 @@ use juniper::http::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
 use serde::Serialize;
 
 use crate::{
-    config::GraphqlSettings,
     error::{AppError, graphql_error_body},
-    graphql::{Context, Schema, limits::RequestLimits, metrics::OperationMetrics, operation, schema},
+    graphql::{Context, GraphqlSettings, Schema, limits::RequestLimits, metrics::OperationMetrics, operation, schema},
     state::AppState,
 };
 
@@ -31,7 +30,7 @@ impl GraphqlEndpoint {
         Self {
             schema: schema::build(settings),
             limits: RequestLimits::from(settings),
-            max_body_bytes: settings.max_body_bytes,
+            max_body_bytes: settings.max_body_bytes.get(),
             graphiql: settings.graphiql,
         }
     }

@@ -12,7 +12,7 @@ use actix_web::{
     web,
 };
 
-use crate::config::HttpSettings;
+use super::HttpSettings;
 
 pub async fn graphql_headers(
     settings: web::Data<HttpSettings>,

@@ -4,11 +4,13 @@ mod graphql;
 mod headers;
 mod health;
 mod metrics;
+mod settings;
 
 use actix_web::{middleware::from_fn, web};
 
 pub use graphql::GraphqlEndpoint;
 pub use metrics::record_metrics;
+pub use settings::HttpSettings;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(health::live))

@@ -2,8 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{Mail, Mailer};
-use crate::{cli::ModuleCommand, config::Settings};
+use super::{Mail, MailSettings, Mailer};
+use crate::command::ModuleCommand;
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -15,14 +15,16 @@ pub enum Command {
 }
 
 impl ModuleCommand for Command {
-    async fn run(self, settings: Settings) -> anyhow::Result<()> {
+    type Needs = MailSettings;
+
+    async fn run(self, settings: MailSettings) -> anyhow::Result<()> {
         match self {
             Self::SendTestMail { to } => {
-                let mailer = Mailer::from_settings(&settings.mail)?;
+                let mailer = Mailer::from_settings(&settings)?;
                 mailer.send(&to, &Mail::SendTest).await?;
                 println!(
                     "Sent a test message to {to} ({:?} transport)",
-                    settings.mail.transport
+                    settings.transport
                 );
                 Ok(())
             }

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -16,8 +16,12 @@ pub struct MailSettings {
     pub from: String,
     /// Root of the links in mails: the front end's address.
     pub base_url: String,
-    /// Seconds to wait for the SMTP server.
-    pub timeout_secs: u64,
+    /// How long to wait for the SMTP server.
+    #[serde(
+        rename = "timeout_secs",
+        deserialize_with = "crate::setting::positive_secs"
+    )]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -1,7 +1,7 @@
 //! Where messages go. SMTP pools its connections; the file transport writes `.eml` files
 //! that a developer can open and tests can read back.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use futures_util::future::BoxFuture;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -25,7 +25,7 @@ impl SmtpTransport {
         let transport =
             AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.smtp_url.expose_secret())
                 .map_err(|e| anyhow::anyhow!("mail.smtp_url is invalid: {e}"))?
-                .timeout(Some(Duration::from_secs(settings.timeout_secs)))
+                .timeout(Some(settings.timeout))
                 .build();
         Ok(Self(transport))
     }

@@ -7,16 +7,16 @@
 
 mod embedded;
 mod mongo;
+mod settings;
 {% if auth %}pub mod users;
 {% endif %}
 use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use crate::config::DatabaseSettings;
-
 pub use embedded::EmbeddedStore;
 pub use mongo::MongoStore;
+pub use settings::DatabaseSettings;
 
 /// A parsed `database.url`.
 #[derive(Debug, Clone)]
@@ -93,15 +93,14 @@ impl Storage {
     /// Fails on an unsupported URL, an unreachable MongoDB or an unusable store file.
     #[tracing::instrument(name = "Connecting to storage", skip_all)]
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
-        let url = StorageUrl::parse(secrecy::ExposeSecret::expose_secret(&settings.url))?;
-        let storage = match url {
+        let storage = match &settings.url {
             StorageUrl::Mongo(uri) => Self::Mongo(
-                MongoStore::connect(&uri, &settings.mongodb_database, settings.timeout()).await?,
+                MongoStore::connect(uri, &settings.mongodb_database, settings.timeout).await?,
             ),
             StorageUrl::EmbeddedMemory => Self::Embedded(EmbeddedStore::in_memory()?),
-            StorageUrl::EmbeddedFile(path) => Self::Embedded(EmbeddedStore::open(&path).await?),
+            StorageUrl::EmbeddedFile(path) => Self::Embedded(EmbeddedStore::open(path).await?),
         };
-        storage.ping(settings.timeout()).await?;
+        storage.ping(settings.timeout).await?;
 {%- if auth %}
         users::bootstrap(&storage).await?;
 {%- endif %}

@@ -246,7 +246,7 @@ async fn logout_everywhere_ends_every_session() {
 
 #[tokio::test]
 async fn an_idle_session_expires() {
-    let app = spawn_app_with(|s| s.auth.session_idle_timeout_secs = 1).await;
+    let app = spawn_app_with(|s| s.auth.session_idle_timeout = Duration::from_secs(1)).await;
     let (_, token) = signed_in(&app).await;
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -256,7 +256,7 @@ async fn an_idle_session_expires() {
 
 #[tokio::test]
 async fn activity_keeps_a_session_alive_past_its_idle_timeout() {
-    let app = spawn_app_with(|s| s.auth.session_idle_timeout_secs = 2).await;
+    let app = spawn_app_with(|s| s.auth.session_idle_timeout = Duration::from_secs(2)).await;
     let (_, token) = signed_in(&app).await;
 
     for _ in 0..4 {
@@ -267,7 +267,7 @@ async fn activity_keeps_a_session_alive_past_its_idle_timeout() {
 
 #[tokio::test]
 async fn an_active_session_still_ends_at_its_absolute_timeout() {
-    let app = spawn_app_with(|s| s.auth.session_absolute_timeout_secs = 2).await;
+    let app = spawn_app_with(|s| s.auth.session_absolute_timeout = Duration::from_secs(2)).await;
     let (_, token) = signed_in(&app).await;
 
     // Activity keeps an idle timer alive, but not the absolute one.

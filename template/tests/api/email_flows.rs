@@ -179,7 +179,7 @@ async fn a_confirmation_token_cannot_reset_a_password() {
 
 #[tokio::test]
 async fn an_expired_reset_link_is_refused() {
-    let app = spawn_app_with(|s| s.auth.reset_token_ttl_secs = 1).await;
+    let app = spawn_app_with(|s| s.auth.reset_token_ttl = Duration::from_secs(1)).await;
     let (email, _) = signed_in(&app).await;
     request_reset(&app, &email).await;
     let token = token_in(&last_mail_to(&app, &email, RESET).await);
@@ -470,8 +470,8 @@ async fn queued_account_mails_carry_no_link_token() {
             "smtp://127.0.0.1:{}",
             crate::helpers::free_port()
         ));
-        s.mail.timeout_secs = 1;
-        s.jobs.max_attempts = 1;
+        s.mail.timeout = Duration::from_secs(1);
+        s.jobs.max_attempts = std::num::NonZeroU32::MIN;
     })
     .await;
     let (email, _) = signed_in(&app).await;

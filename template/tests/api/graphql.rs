@@ -1,3 +1,5 @@
+use std::num::NonZeroUsize;
+
 use serde_json::{Value, json};
 
 use crate::helpers::{error_code, spawn_app, spawn_app_with};
@@ -73,7 +75,7 @@ async fn other_methods_are_refused_with_405() {
 
 #[tokio::test]
 async fn a_query_deeper_than_the_limit_is_refused_before_execution() {
-    let app = spawn_app_with(|s| s.graphql.max_depth = 8).await;
+    let app = spawn_app_with(|s| s.graphql.max_depth = NonZeroUsize::new(8).unwrap()).await;
 
     let shallow = app.post_graphql(&nested_introspection_query(2)).await;
     let deep = app.post_graphql(&nested_introspection_query(6)).await;
@@ -87,7 +89,7 @@ async fn a_query_deeper_than_the_limit_is_refused_before_execution() {
 
 #[tokio::test]
 async fn a_query_with_more_fields_than_the_limit_is_refused() {
-    let app = spawn_app_with(|s| s.graphql.max_fields = 10).await;
+    let app = spawn_app_with(|s| s.graphql.max_fields = NonZeroUsize::new(10).unwrap()).await;
     // 9 fields, then 13 once the 3-field fragment is spread once more.
     let fragment = "fragment T on __Type { name kind description }";
     let within = [
@@ -129,7 +131,7 @@ async fn too_many_aliases_are_refused() {
 
 #[tokio::test]
 async fn batches_are_answered_in_order_up_to_the_cap() {
-    let app = spawn_app_with(|s| s.graphql.max_batch = 2).await;
+    let app = spawn_app_with(|s| s.graphql.max_batch = NonZeroUsize::new(2).unwrap()).await;
     let operation = json!({ "query": "{ apiVersion }" });
     let health = json!({ "query": "{ health { ready } }" });
 
@@ -149,8 +151,8 @@ async fn batches_are_answered_in_order_up_to_the_cap() {
 
 #[tokio::test]
 async fn an_oversized_body_is_refused_with_413() {
-    let app = spawn_app_with(|s| s.graphql.max_body_bytes = 1024).await;
-    let limit = app.settings.graphql.max_body_bytes;
+    let app = spawn_app_with(|s| s.graphql.max_body_bytes = NonZeroUsize::new(1024).unwrap()).await;
+    let limit = app.settings.graphql.max_body_bytes.get();
     let padding = " ".repeat(limit);
     // The JSON around the query adds a few bytes: stay well under for the control.
     let fits = "{ apiVersion ".to_string() + &padding[..limit - 40] + "}";
@@ -271,7 +273,7 @@ fragment TypeRef on __Type {
 
 #[tokio::test]
 async fn no_graphql_response_may_be_cached() {
-    let app = spawn_app_with(|s| s.graphql.max_body_bytes = 1024).await;
+    let app = spawn_app_with(|s| s.graphql.max_body_bytes = NonZeroUsize::new(1024).unwrap()).await;
     let url = format!("{}/graphql", app.address);
 
     let responses = [

@@ -9,15 +9,14 @@ mod test_database;
 
 use std::{any::Any, sync::LazyLock};
 
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use {{crate_name}}::{
-    config::{DatabaseSettings, LogFormat, Settings, TelemetrySettings},
+    config::Settings,
     startup::Application,
     state::AppState,
-    storage::Storage,
-    telemetry::{get_subscriber, init_subscriber},
+    storage::{DatabaseSettings, Storage, StorageUrl},
+    telemetry::{LogFormat, TelemetrySettings, get_subscriber, init_subscriber},
 };
 
 pub use test_database::TestDatabase;
@@ -111,7 +110,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.graphql.graphiql = true;
     let mut companions: Vec<Box<dyn Any + Send>> = Vec::new();
 {%- if uses_redis %}
-    settings.redis.url = SecretString::from(crate::redis_server::url());
+    settings.redis.url = secrecy::SecretString::from(crate::redis_server::url());
     // A key prefix per app keeps tests sharing one Redis apart.
     settings.redis.key_prefix = crate::redis_server::unique_prefix();
 {%- endif %}
@@ -128,14 +127,17 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
 {%- endif %}
 {%- if queue %}
     // Failed jobs retry quickly: tests wait on them.
-    settings.jobs.backoff_min_ms = 50;
-    settings.jobs.backoff_max_secs = 1;
+    settings.jobs.backoff = {{crate_name}}::queue::Backoff::new(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(1),
+    )
+    .unwrap();
 {%- endif %}
     customise(&mut settings);
 {%- if queue %}
     // The app's own worker runs in this process until the app is dropped.
     let (stop_worker, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn({{crate_name}}::jobs::cli::work(settings.clone(), shutdown));
+    tokio::spawn({{crate_name}}::worker::work(settings.clone(), shutdown));
     companions.push(Box::new(stop_worker));
 {%- endif %}
     companions.push(Box::new(database));
@@ -204,9 +206,9 @@ impl TestBackend {
 
 pub fn database_settings(url: &str, mongodb_database: &str) -> DatabaseSettings {
     DatabaseSettings {
-        url: SecretString::from(url),
+        url: StorageUrl::parse(url).expect("a supported database URL"),
         mongodb_database: mongodb_database.into(),
-        timeout_secs: 5,
+        timeout: std::time::Duration::from_secs(5),
     }
 }
 

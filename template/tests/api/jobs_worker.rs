@@ -6,10 +6,13 @@ use std::{
     time::Duration,
 };
 
-use {{crate_name}}::jobs::{Job, JobSettings, Jobs, worker};
+use {{crate_name}}::{
+    jobs::{self, Job},
+    queue::worker,
+};
 
 use crate::{
-    jobs::{TestJob, TestQueue, eventually, fast_settings, now_ms, redis_under},
+    queue::{TestJob, TestQueue, eventually, fast_settings, fast_settings_with, redis_under},
     metrics::Metered,
     redis_server::unique_prefix,
     shutdown::{binary, start_until_logged, terminate},
@@ -27,11 +30,7 @@ async fn child_worker() {
         return;
     };
     let concurrency = std::env::var(CHILD_CONCURRENCY).map_or(4, |n| n.parse().unwrap());
-    let settings = JobSettings {
-        concurrency,
-        fetch_batch: concurrency,
-        ..fast_settings()
-    };
+    let settings = fast_settings_with(&format!("concurrency = {concurrency}\nfetch_batch = {concurrency}"));
     let test = TestQueue::on(crate::redis_server::url(), &prefix, settings).await;
     let (_stop, worker) = test.start_worker();
     let _ = worker.await;
@@ -76,7 +75,7 @@ async fn a_job_whose_worker_is_killed_is_run_again_by_another() {
 
     child.kill().unwrap(); // SIGKILL: no chance to hand the job back
     child.wait().unwrap();
-    let killed_at = now_ms();
+    let killed_at = {{crate_name}}::clock::unix_ms();
     let (_stop, _worker) = test.start_worker();
 
     eventually(
@@ -153,7 +152,7 @@ async fn a_job_that_aborts_its_worker_is_buried_after_max_deliveries() {
 async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
     let prefix = unique_prefix();
     let redis = redis_under(crate::redis_server::url(), &prefix).await;
-    let jobs = Jobs::on(&redis, &fast_settings());
+    let jobs = jobs::queue(&redis, &fast_settings());
     let (mut child, _) = start_until_logged(
         binary(&["worker"]).env("APP_REDIS__KEY_PREFIX", &prefix),
         "Worker started",
@@ -183,7 +182,7 @@ async fn the_worker_command_runs_jobs_and_stops_on_sigterm() {
 async fn the_worker_command_serves_job_counters_and_the_queue_depth() {
     let prefix = unique_prefix();
     let redis = redis_under(crate::redis_server::url(), &prefix).await;
-    let jobs = Jobs::on(&redis, &fast_settings());
+    let jobs = jobs::queue(&redis, &fast_settings());
     let worker = Metered::start(
         "worker",
         "Worker started",
@@ -228,7 +227,7 @@ async fn the_worker_command_serves_job_counters_and_the_queue_depth() {
 async fn the_jobs_commands_count_list_and_retry_dead_jobs() {
     let prefix = unique_prefix();
     let redis = redis_under(crate::redis_server::url(), &prefix).await;
-    let jobs = Jobs::on(&redis, &fast_settings());
+    let jobs = jobs::queue(&redis, &fast_settings());
     let id = jobs.enqueue(Job::PurgeDeadJobs).await.unwrap();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let failing = |_: Job, _| async { anyhow::bail!("the purge is broken") };
@@ -267,4 +266,19 @@ async fn the_jobs_commands_count_list_and_retry_dead_jobs() {
     assert!(retried.contains(&id.to_string()), "{retried}");
     let after = jobs.stats().await.unwrap();
     assert_eq!((after.dead, after.queued), (0, 1), "{after:?}");
+}
+
+#[tokio::test]
+async fn a_bad_jobs_setting_stops_serve_at_start_up_naming_its_key() {
+    // The server never runs jobs, yet refuses settings no worker could run with.
+    let output = binary(&["serve"])
+        .env("APP_HTTP__PORT", "0")
+        .env("APP_JOBS__LEASE_SECS", "0")
+        .stderr(Stdio::piped())
+        .output()
+        .expect("Failed to run the binary");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("jobs.lease_secs"), "{stderr}");
 }

@@ -1,6 +1,6 @@
 //! The mailer through the file transport, and readers for the mails an app has sent.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -117,14 +117,14 @@ async fn an_invalid_recipient_is_refused_before_sending() {
 }
 
 /// A mailer delivering over SMTP to `smtp_url`, built from settings as at start-up.
-fn smtp_mailer(smtp_url: &str, timeout_secs: u64) -> Mailer {
+fn smtp_mailer(smtp_url: &str, timeout: Duration) -> Mailer {
     Mailer::from_settings(&MailSettings {
         transport: TransportKind::Smtp,
         smtp_url: SecretString::from(smtp_url),
         file_dir: std::env::temp_dir(),
         from: "App <no-reply@example.com>".into(),
         base_url: "http://localhost".into(),
-        timeout_secs,
+        timeout,
     })
     .unwrap()
 }
@@ -132,7 +132,7 @@ fn smtp_mailer(smtp_url: &str, timeout_secs: u64) -> Mailer {
 #[tokio::test]
 async fn an_unreachable_smtp_server_fails_the_check() {
     // Nothing listens on port 1.
-    let mailer = smtp_mailer("smtp://127.0.0.1:1", 2);
+    let mailer = smtp_mailer("smtp://127.0.0.1:1", Duration::from_secs(2));
 
     assert!(mailer.check().await.is_err());
 }
@@ -195,7 +195,7 @@ async fn the_smtp_transport_delivers_text_and_html_to_an_smtp_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(receive_one_message(listener));
-    let mailer = smtp_mailer(&format!("smtp://127.0.0.1:{port}"), 5);
+    let mailer = smtp_mailer(&format!("smtp://127.0.0.1:{port}"), Duration::from_secs(5));
 
     mailer
         .send("ada@example.com", &Mail::SendTest)
@@ -222,8 +222,8 @@ async fn queued_mail_is_retried_until_the_smtp_server_answers() {
     let app = spawn_app_with(|settings| {
         settings.mail.transport = TransportKind::Smtp;
         settings.mail.smtp_url = SecretString::from(format!("smtp://127.0.0.1:{port}"));
-        settings.mail.timeout_secs = 1;
-        settings.jobs.max_attempts = 100;
+        settings.mail.timeout = Duration::from_secs(1);
+        settings.jobs.max_attempts = std::num::NonZeroU32::new(100).unwrap();
     })
     .await;
     let job = Job::SendMail {

@@ -21,9 +21,9 @@ mod email_flows;
 mod mail;
 {%- endif %}
 {%- if queue %}
-mod jobs;
-mod jobs_faults;
 mod jobs_worker;
+mod queue;
+mod queue_faults;
 {%- endif %}
 {%- if uses_redis %}
 mod redis_server;

@@ -24,7 +24,10 @@ async fn forwarding_headers_from_a_peer_that_is_no_trusted_proxy_are_counted() {
     forwarded(&app, ("Forwarded", "for=198.51.100.7")).await;
     let scrape = app.scrape().await;
 
-    assert_eq!(scrape.value("http_untrusted_forwarded_total", &[]), Some(2.0));
+    assert_eq!(
+        scrape.value("http_untrusted_forwarded_total", &[]),
+        Some(2.0)
+    );
     app.stop().await;
 }
 

@@ -55,7 +55,7 @@ async fn embedded_file_is_locked_while_open() {
 async fn unreachable_mongodb_fails_within_the_timeout() {
     // Port 1 on loopback: nothing listens there, so server selection must give up.
     let mut settings = database_settings("mongodb://127.0.0.1:1/?directConnection=true", "app");
-    settings.timeout_secs = 1;
+    settings.timeout = Duration::from_secs(1);
     let started = Instant::now();
 
     let result = Storage::connect(&settings).await;

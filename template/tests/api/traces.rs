@@ -347,7 +347,7 @@ async fn with_traces_off_nothing_is_exported() {
 #[tokio::test]
 async fn a_job_queued_in_a_trace_runs_in_that_trace() {
     use {{crate_name}}::{
-        jobs::{Job, Jobs},
+        jobs::{self, Job},
         telemetry::{current_traceparent, join_trace},
     };
 
@@ -359,8 +359,8 @@ async fn a_job_queued_in_a_trace_runs_in_that_trace() {
         exporting(&["worker"], &endpoint).env("APP_REDIS__KEY_PREFIX", &prefix),
         "Worker started",
     );
-    let redis = crate::jobs::redis_under(crate::redis_server::url(), &prefix).await;
-    let jobs = Jobs::on(&redis, &crate::jobs::fast_settings());
+    let redis = crate::queue::redis_under(crate::redis_server::url(), &prefix).await;
+    let jobs = jobs::queue(&redis, &crate::queue::fast_settings());
     let caller = Caller::new();
     let queuing = tracing::info_span!("queuing");
     join_trace(&queuing, Some(&caller.traceparent()));
@@ -462,7 +462,7 @@ async fn register(address: &str, caller: &Caller) {
 /// The JSON of the jobs in the stream of the queue under `prefix`, once there are any
 /// (within 10 s).
 async fn queued_jobs(prefix: &str) -> Vec<String> {
-    let redis = crate::jobs::redis_under(crate::redis_server::url(), prefix).await;
+    let redis = crate::queue::redis_under(crate::redis_server::url(), prefix).await;
     let stream = ["{", prefix, "jobs}:stream"].concat();
     let started = Instant::now();
     loop {

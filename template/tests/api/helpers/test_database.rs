@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use {{crate_name}}::config::DatabaseSettings;
+use {{crate_name}}::storage::DatabaseSettings;
 
 use super::database_settings;
 

@@ -11,7 +11,7 @@ use tokio::{
     task::{JoinHandle, JoinSet},
 };
 
-use {{crate_name}}::storage::Storage;
+use {{crate_name}}::storage::{Storage, StorageUrl};
 
 use crate::{
     helpers::{TestDatabase, spawn_app_with},
@@ -142,9 +142,9 @@ async fn readiness_follows_mongodb_going_away_and_coming_back() {
     let database = TestDatabase::required();
     let mut proxy = Proxy::start(first_host(&database.uri).await).await;
     let app = spawn_app_with(|settings| {
-        settings.database.url = proxy.uri().into();
+        settings.database.url = StorageUrl::parse(&proxy.uri()).unwrap();
         settings.database.mongodb_database = database.name.clone();
-        settings.database.timeout_secs = 1;
+        settings.database.timeout = Duration::from_secs(1);
     })
     .await;
 

@@ -1,9 +1,10 @@
 //! Settling delivered jobs: finished ones are acknowledged in batches, failed ones move
 //! to the delayed set (a retry) or the dead set, unstarted ones go back to the stream.
 //!
-//! A settlement that fails on a Redis error is tried again, with the job's lease renewed
-//! meanwhile; should the worker die first, the job is delivered again. Every script
-//! checks that this worker still holds the entry, so trying again is always safe.
+//! Runners hand each job's [`Outcome`] to the settler task through [`Outcomes`]. A batch
+//! that fails on a Redis error is tried again, with the jobs' leases renewed meanwhile;
+//! should the worker die first, the jobs are delivered again. Every script checks that
+//! this worker still holds the entry, so trying again is always safe.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,17 +12,21 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::lease::Held;
-use crate::jobs::{
-    JobError, JobQueue,
-    keys::GROUP,
-    queue::unix_ms,
-    scripts::{ACK, BURY, HAND_BACK, RETRY_LATER},
+use crate::{
+    clock::unix_ms,
+    queue::{
+        Backoff, JobError, JobQueue,
+        scripts::{self, Burial},
+    },
 };
 
 /// Most settlements per round trip.
 const MAX_BATCH: usize = 256;
-const FIRST_PAUSE: Duration = Duration::from_millis(50);
-const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// Pauses while Redis fails: from 50 ms, doubling up to 5 s.
+const PAUSES: Backoff = Backoff {
+    min: Duration::from_millis(50),
+    max: Duration::from_secs(5),
+};
 
 /// What becomes of a delivered entry.
 pub(super) enum Outcome {
@@ -35,24 +40,26 @@ pub(super) enum Outcome {
     HandBack { payload: String },
 }
 
-pub(super) struct Settlement {
-    pub entry: String,
-    pub outcome: Outcome,
+/// An entry and what becomes of it.
+struct Decided {
+    entry: String,
+    outcome: Outcome,
 }
 
-/// Hands settlements to the worker's settler task.
+/// Hands outcomes to the settler task.
 #[derive(Clone)]
-pub(super) struct Settle(mpsc::UnboundedSender<Settlement>);
+pub(super) struct Outcomes(mpsc::UnboundedSender<Decided>);
 
-impl Settle {
+impl Outcomes {
     pub fn send(&self, entry: String, outcome: Outcome) {
         // The settler outlives every sender: a failed send cannot happen.
-        let _ = self.0.send(Settlement { entry, outcome });
+        let _ = self.0.send(Decided { entry, outcome });
     }
 }
 
+/// The settler task of one worker.
 pub(super) struct Settler {
-    settle: Settle,
+    outcomes: Outcomes,
     task: JoinHandle<()>,
 }
 
@@ -62,50 +69,52 @@ impl Settler {
         J: Serialize + DeserializeOwned + Send + 'static,
     {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(settle_all(queue, consumer, held, receiver));
+        let task = tokio::spawn(settle_until_closed(queue, consumer, held, receiver));
         Self {
-            settle: Settle(sender),
+            outcomes: Outcomes(sender),
             task,
         }
     }
 
-    pub fn settle(&self) -> Settle {
-        self.settle.clone()
+    pub fn outcomes(&self) -> Outcomes {
+        self.outcomes.clone()
     }
 
     /// Settles whatever is still queued, for at most `limit`; `false` if time ran out.
     pub async fn finish(self, limit: Duration) -> bool {
-        drop(self.settle);
+        drop(self.outcomes);
         let finished = tokio::time::timeout(limit, self.task).await;
         finished.is_ok()
     }
 }
 
-async fn settle_all<J>(
+/// Settles batches until every [`Outcomes`] is dropped.
+async fn settle_until_closed<J>(
     queue: JobQueue<J>,
     consumer: Arc<str>,
     held: Held,
-    mut receiver: mpsc::UnboundedReceiver<Settlement>,
+    mut receiver: mpsc::UnboundedReceiver<Decided>,
 ) where
     J: Serialize + DeserializeOwned + Send + 'static,
 {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut pause = FIRST_PAUSE;
-        while let Err(error) = settle(&queue, &consumer, &batch).await {
+        let mut failures = 0;
+        while let Err(error) = settle_batch(&queue, &consumer, &batch).await {
+            failures += 1;
+            let pause = PAUSES.after(failures, 0);
             tracing::warn!(error = %error, ?pause, "Failed to settle jobs; trying again");
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(LONGEST_PAUSE);
         }
-        held.remove(batch.iter().map(|settlement| &settlement.entry));
+        held.remove(batch.iter().map(|decided| &decided.entry));
         batch.clear();
     }
 }
 
-async fn settle<J>(
+async fn settle_batch<J>(
     queue: &JobQueue<J>,
     consumer: &str,
-    batch: &[Settlement],
+    batch: &[Decided],
 ) -> Result<(), JobError>
 where
     J: Serialize + DeserializeOwned + Send + 'static,
@@ -114,53 +123,34 @@ where
     let mut connection = queue.connection();
     let done: Vec<&String> = batch
         .iter()
-        .filter(|settlement| matches!(settlement.outcome, Outcome::Done))
-        .map(|settlement| &settlement.entry)
+        .filter(|decided| matches!(decided.outcome, Outcome::Done))
+        .map(|decided| &decided.entry)
         .collect();
     let mut settled = 0;
     if !done.is_empty() {
-        let acked: usize = ACK
-            .key(&keys.stream)
-            .key(&keys.done)
-            .arg(GROUP)
-            .arg(consumer)
-            .arg(&done)
-            .invoke_async(&mut connection)
-            .await?;
-        settled += acked;
+        settled += scripts::ack(&mut connection, keys, consumer, &done).await?;
     }
-    for Settlement { entry, outcome } in batch {
-        let script = match outcome {
+    for Decided { entry, outcome } in batch {
+        let held = match outcome {
             Outcome::Done => continue,
-            Outcome::RetryAt { .. } => &RETRY_LATER,
-            Outcome::Bury { .. } => &BURY,
-            Outcome::HandBack { .. } => &HAND_BACK,
-        };
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(&keys.stream)
-            .arg(GROUP)
-            .arg(consumer)
-            .arg(entry);
-        match outcome {
-            Outcome::Done => {}
             Outcome::RetryAt { due_ms, payload } => {
-                invocation.key(&keys.delayed).arg(due_ms).arg(payload);
+                scripts::retry_later(&mut connection, keys, consumer, entry, *due_ms, payload)
+                    .await?
             }
             Outcome::Bury { id, record } => {
-                invocation.key(&keys.dead).key(&keys.dead_index);
-                invocation
-                    .arg(id)
-                    .arg(record)
-                    .arg(unix_ms())
-                    .arg(queue.settings().dead_max);
+                let burial = Burial {
+                    id,
+                    record,
+                    at_ms: unix_ms(),
+                    keep: queue.settings().dead_max.get(),
+                };
+                scripts::bury(&mut connection, keys, consumer, entry, &burial).await?
             }
             Outcome::HandBack { payload } => {
-                invocation.arg(payload);
+                scripts::hand_back(&mut connection, keys, consumer, entry, payload).await?
             }
-        }
-        let held: usize = invocation.invoke_async(&mut connection).await?;
-        settled += held;
+        };
+        settled += usize::from(held);
     }
     if settled < batch.len() {
         tracing::warn!(

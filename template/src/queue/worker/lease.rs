@@ -16,12 +16,8 @@ use redis::{AsyncCommands as _, aio::ConnectionManager};
 use tokio::sync::watch;
 
 use crate::{
-    jobs::{
-        JobError,
-        keys::{GROUP, QueueKeys},
-        queue::unix_ms,
-        scripts::RENEW,
-    },
+    clock::unix_ms,
+    queue::{JobError, keys::QueueKeys, scripts},
     redis::Redis,
 };
 
@@ -153,15 +149,14 @@ impl Renewer {
             Some(connection) => connection,
             empty => empty.insert(self.redis.dedicated_connection(Duration::ZERO).await?),
         };
-        let lost: Vec<String> = RENEW
-            .key(&self.keys.stream)
-            .key(&self.keys.workers)
-            .arg(GROUP)
-            .arg(&*self.consumer)
-            .arg(unix_ms())
-            .arg(self.held.snapshot())
-            .invoke_async(connection)
-            .await?;
+        let lost = scripts::renew(
+            connection,
+            &self.keys,
+            &self.consumer,
+            unix_ms(),
+            &self.held.snapshot(),
+        )
+        .await?;
         // Entries settled since the snapshot are not held by anyone any more either.
         let lost = lost
             .iter()

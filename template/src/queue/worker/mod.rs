@@ -1,4 +1,4 @@
-//! The consuming side: fetches jobs, runs each in a task of its own, settles them.
+//! The consuming side: fetches jobs, runs each on a handler thread, settles them.
 //!
 //! Delivery is at least once. A delivered job stays in the consumer group's pending
 //! list, leased to its worker, until the worker settles it; a worker that dies or stalls
@@ -8,7 +8,7 @@
 
 mod fetch;
 mod lease;
-mod settle;
+mod settler;
 mod threads;
 
 use std::{
@@ -27,19 +27,21 @@ use tracing::Instrument as _;
 use self::{
     fetch::{Fetcher, RawDelivery},
     lease::Leases,
-    settle::{Outcome, Settle, Settler},
+    settler::{Outcome, Outcomes, Settler},
     threads::HandlerThreads,
 };
 use super::{
-    DeadJob, JobQueue, JobRun, JobSettings,
+    Backoff, DeadJob, JobQueue, JobRun, QueueSettings,
     envelope::{Envelope, EnvelopeHeader, JobId},
     metrics::{self, JobKind},
-    queue::{as_ms, unix_ms},
 };
+use crate::clock::{as_ms, unix_ms};
 
-/// First and longest pause after the queue failed to answer.
-const FIRST_PAUSE: Duration = Duration::from_millis(100);
-const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// Pauses after the queue failed to answer: from 100 ms, doubling up to 5 s.
+const PAUSES: Backoff = Backoff {
+    min: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 
 /// Runs `handler` on `queue`'s jobs until `shutdown` turns true (or its sender is
 /// dropped); then stops fetching, hands claimed but unstarted jobs back to the queue,
@@ -53,7 +55,7 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 /// worker: it pauses and tries again.
 ///
 /// # Errors
-/// Fails on settings no worker can run with, or when a thread cannot be started.
+/// Fails when a thread cannot be started.
 pub async fn run<J, H, Fut>(
     queue: JobQueue<J>,
     handler: H,
@@ -65,26 +67,26 @@ where
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let settings = queue.settings().clone();
-    settings.validate()?;
+    let concurrency = settings.concurrency.get();
     let consumer: Arc<str> = consumer_name().into();
     let keys = queue.keys().clone();
     let leases = Leases::start(
         queue.redis().clone(),
         keys,
         consumer.clone(),
-        settings.lease(),
+        settings.lease,
     )?;
     let settler = Settler::start(queue.clone(), consumer.clone(), leases.held());
     let mut fetcher = Fetcher::new(queue, consumer.clone(), leases.held());
-    let jobs = Jobs {
+    let runner = Runner {
         handler: Arc::new(handler),
-        settle: settler.settle(),
+        outcomes: settler.outcomes(),
         settings: Arc::new(settings.clone()),
     };
-    let threads = HandlerThreads::start(settings.concurrency, &tokio::runtime::Handle::current())?;
-    let slots = Arc::new(Semaphore::new(settings.concurrency));
+    let threads = HandlerThreads::start(concurrency, &tokio::runtime::Handle::current())?;
+    let slots = Arc::new(Semaphore::new(concurrency));
     let mut claimed = VecDeque::new();
-    let mut pause = FIRST_PAUSE;
+    let mut failures = 0;
     tracing::debug!(worker = %consumer, "Fetching jobs");
 
     loop {
@@ -93,43 +95,45 @@ where
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         if claimed.is_empty() {
-            match fetcher.next(settings.fetch_batch).await {
+            match fetcher.next(settings.fetch_batch.get()).await {
                 Ok(deliveries) => {
-                    pause = FIRST_PAUSE;
-                    claimed.extend(deliveries.into_iter().filter_map(|raw| jobs.accept(raw)));
+                    failures = 0;
+                    claimed.extend(deliveries.into_iter().filter_map(|raw| runner.accept(raw)));
                 }
                 Err(error) => {
+                    failures += 1;
+                    let pause = PAUSES.after(failures, 0);
                     tracing::warn!(error = %error, ?pause, "Failed to fetch jobs; trying again");
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
                         _ = shutdown.wait_for(|stop| *stop) => break,
                     }
-                    pause = (pause * 2).min(LONGEST_PAUSE);
                 }
             }
         }
         if let Some(delivery) = claimed.pop_front() {
-            threads.run(jobs.perform(delivery, slot));
+            threads.run(runner.perform(delivery, slot));
         }
     }
 
     for delivery in claimed {
         let payload = delivery.payload;
-        jobs.settle
+        runner
+            .outcomes
             .send(delivery.entry, Outcome::HandBack { payload });
     }
-    let limit = settings.shutdown_timeout();
-    let all_slots = u32::try_from(settings.concurrency)?;
+    let limit = settings.shutdown_timeout;
+    let all_slots = u32::try_from(concurrency)?;
     if tokio::time::timeout(limit, slots.acquire_many(all_slots))
         .await
         .is_err()
     {
         tracing::warn!(
-            jobs = settings.concurrency - slots.available_permits(),
+            jobs = concurrency - slots.available_permits(),
             "Jobs still running at the shutdown timeout will run again on another worker"
         );
     }
-    drop((jobs, threads));
+    drop((runner, threads));
     if !settler.finish(limit).await {
         tracing::warn!("Jobs not settled by the shutdown timeout will run again on another worker");
     }
@@ -145,18 +149,18 @@ struct Delivery<J> {
     envelope: Envelope<J>,
 }
 
-/// What every job task shares.
-struct Jobs<H> {
+/// What every running job shares: the handler, where outcomes go, the settings.
+struct Runner<H> {
     handler: Arc<H>,
-    settle: Settle,
-    settings: Arc<JobSettings>,
+    outcomes: Outcomes,
+    settings: Arc<QueueSettings>,
 }
 
-impl<H> Jobs<H> {
+impl<H> Runner<H> {
     /// The delivery to run, or `None` after burying it: it was delivered too often
     /// without finishing, or does not decode as a job.
     fn accept<J: DeserializeOwned + JobKind>(&self, raw: RawDelivery) -> Option<Delivery<J>> {
-        let max_deliveries = self.settings.max_deliveries;
+        let max_deliveries = self.settings.max_deliveries.get();
         let decoded = serde_json::from_str::<Envelope<J>>(&raw.payload);
         let kind = decoded
             .as_ref()
@@ -182,7 +186,7 @@ impl<H> Jobs<H> {
         let header = serde_json::from_str::<EnvelopeHeader>(&raw.payload).ok();
         let (id, failures) =
             header.map_or((JobId::new(), 0), |header| (header.id, header.failures));
-        self.settle
+        self.outcomes
             .send(raw.entry, bury(id, failures, refusal, raw.payload));
         metrics::buried(kind);
         None
@@ -199,9 +203,9 @@ impl<H> Jobs<H> {
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
         J: JobKind + Send + 'static,
     {
-        let (handler, settle, settings) = (
+        let (handler, outcomes, settings) = (
             self.handler.clone(),
-            self.settle.clone(),
+            self.outcomes.clone(),
             self.settings.clone(),
         );
         let run = delivery.envelope.run();
@@ -233,7 +237,7 @@ impl<H> Jobs<H> {
                 }
             };
             count(kind, &outcome);
-            settle.send(delivery.entry, outcome);
+            outcomes.send(delivery.entry, outcome);
             drop(slot);
         }
         .instrument(span)
@@ -252,14 +256,19 @@ fn count(kind: &'static str, outcome: &Outcome) {
 
 /// The outcome of a failed run: a retry after the backoff, or burial once the job has
 /// used its attempts.
-fn failed(settings: &JobSettings, run: JobRun, error: &anyhow::Error, payload: String) -> Outcome {
+fn failed(
+    settings: &QueueSettings,
+    run: JobRun,
+    error: &anyhow::Error,
+    payload: String,
+) -> Outcome {
     let reason = format!("{error:#}");
-    if run.attempt >= settings.max_attempts {
+    if run.attempt >= settings.max_attempts.get() {
         tracing::error!(error = %reason, "A job failed for the last time; burying it");
         return bury(run.id, run.attempt, reason, payload);
     }
     let jitter = RandomState::new().hash_one((run.id, run.attempt));
-    let delay = settings.retry_delay(run.attempt, jitter);
+    let delay = settings.backoff.after(run.attempt, jitter);
     tracing::warn!(error = %reason, retry_in = ?delay, "A job failed; it will be retried");
     match with_failures(&payload, run.attempt) {
         Ok(payload) => Outcome::RetryAt {

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use {{crate_name}}::jobs::JobSettings;
+use {{crate_name}}::queue::QueueSettings;
 
 use crate::{
-    jobs::{TestJob, TestQueue, eventually, fast_settings},
+    queue::{TestJob, TestQueue, eventually, fast_settings_with},
     redis_server::{PrivateRedis, unique_prefix},
 };
 
@@ -23,15 +23,9 @@ enum Fault {
     KillConnections(u32),
 }
 
-fn settings() -> JobSettings {
-    JobSettings {
-        concurrency: 8,
-        fetch_batch: 16,
-        // Redis failures are not the jobs' fault: they must not use up attempts.
-        max_attempts: 10,
-        max_deliveries: 10,
-        ..fast_settings()
-    }
+fn settings() -> QueueSettings {
+    // Redis failures are not the jobs' fault: they must not use up attempts.
+    fast_settings_with("concurrency = 8\nfetch_batch = 16\nmax_attempts = 10\nmax_deliveries = 10")
 }
 
 /// 2000 jobs, two workers, one fault; then every job must have run and be counted once.

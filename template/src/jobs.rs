@@ -1,49 +1,23 @@
-//! Background jobs: typed definitions, the queue every request can enqueue on, and the
-//! worker process (`{{project-name}} worker`) that runs them.
+//! The service's background jobs: the [`Job`] list and what running each one means
+//! ([`perform`]), beside the modules whose work they carry. The queue engine that
+//! stores, delivers and retries them is generic and knows none of them (`queue/`).
 //!
 //! Add a job: a variant on [`Job`], its arm in [`perform`]; enqueue it with
-//! `context.state.jobs.enqueue(Job::…)` from any resolver. Handlers run at least once
-//! (see [`worker`]), so make them idempotent, keyed by [`JobRun::id`].
-
-pub mod cli;
-mod envelope;
-mod keys;
-mod metrics;
-mod queue;
-mod scripts;
-mod settings;
-pub mod worker;
+//! `context.state.jobs.enqueue(Job::…)` from any resolver. Handlers run at least once,
+//! so make them idempotent, keyed by [`JobRun::id`].
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-{% if email %}use crate::mail::{Mailer, Message};
-{% endif %}pub use envelope::{JobId, JobRun};
-pub use metrics::JobKind;
-pub use queue::{DeadJob, JobError, JobQueue, JobStats};
-pub use settings::JobSettings;
+use crate::queue::{JobKind, JobQueue, JobRun, QueueSettings};
 
 /// The service's queue of [`Job`]s.
 pub type Jobs = JobQueue<Job>;
 
-impl Jobs {
-    /// The `jobs` queue under the service's Redis key prefix, on `redis`.
-    pub fn on(redis: &crate::redis::Redis, settings: &JobSettings) -> Self {
-        JobQueue::new(redis, settings, "jobs")
-    }
-
-    /// The `jobs` queue on a connection of its own, its readiness probe registered.
-    ///
-    /// # Errors
-    /// Fails when Redis is unreachable.
-    pub async fn connect(
-        settings: &crate::config::Settings,
-        readiness: &mut crate::health::Readiness,
-    ) -> anyhow::Result<Self> {
-        let redis = crate::redis::Redis::connect_watched(&settings.redis, readiness).await?;
-        Ok(Self::on(&redis, &settings.jobs))
-    }
+/// The `jobs` queue under the service's Redis key prefix, on `redis`.
+pub fn queue(redis: &crate::redis::Redis, settings: &QueueSettings) -> Jobs {
+    JobQueue::new(redis, settings, "jobs")
 }
 
 /// Every kind of job, stored as JSON tagged by `type`.
@@ -52,7 +26,10 @@ impl Jobs {
 pub enum Job {
 {%- if email %}
     /// Delivers one message; retried while the mail server fails.
-    SendMail { to: String, message: Message },
+    SendMail {
+        to: String,
+        message: crate::mail::Message,
+    },
 {%- endif %}
 {%- if auth and email %}
     /// An account mail; its link's token is issued when it is sent, so no job holds one.
@@ -61,6 +38,15 @@ pub enum Job {
     /// Deletes dead jobs older than `jobs.retention_hours` and forgets departed workers.
     PurgeDeadJobs,
 }
+{%- if auth and email %}
+
+/// Lets the auth module queue its mails without naming this list.
+impl From<crate::auth::AccountMail> for Job {
+    fn from(mail: crate::auth::AccountMail) -> Self {
+        Self::AccountMail(mail)
+    }
+}
+{%- endif %}
 
 impl JobKind for Job {
     /// The variant's name, as in the stored `type` tag.
@@ -77,12 +63,11 @@ impl JobKind for Job {
     }
 }
 
-/// What handlers need, built once per worker process.
+/// What handlers need, built once per worker process (see `worker.rs`).
 pub struct JobContext {
     pub jobs: Jobs,
-    pub settings: JobSettings,
 {%- if email %}
-    pub mailer: Arc<Mailer>,
+    pub mailer: Arc<crate::mail::Mailer>,
 {%- endif %}
 {%- if auth and email %}
     pub account_mails: crate::auth::AccountMailer,
@@ -104,7 +89,8 @@ pub async fn perform(job: Job, run: JobRun, context: Arc<JobContext>) -> anyhow:
         Job::AccountMail(mail) => context.account_mails.send(&mail).await?,
 {%- endif %}
         Job::PurgeDeadJobs => {
-            let purged = context.jobs.purge(context.settings.retention()).await?;
+            let retention = context.jobs.settings().retention;
+            let purged = context.jobs.purge(retention).await?;
             tracing::info!(purged, attempt = run.attempt, "Purged dead jobs");
         }
     }

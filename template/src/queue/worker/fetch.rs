@@ -7,7 +7,10 @@ use redis::aio::ConnectionManager;
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::lease::Held;
-use crate::jobs::{JobError, JobQueue, keys::GROUP, queue::as_ms, scripts::CLAIM_STALE};
+use crate::{
+    clock::as_ms,
+    queue::{JobError, JobQueue, keys::GROUP, scripts},
+};
 
 /// One delivery of a stream entry to this worker.
 pub(super) struct RawDelivery {
@@ -63,7 +66,7 @@ where
     }
 
     async fn fetch(&mut self, max: usize) -> Result<Vec<RawDelivery>, JobError> {
-        let poll = self.queue.settings().poll_interval();
+        let poll = self.queue.settings().poll_interval;
         if self.last_upkeep.is_none_or(|last| last.elapsed() >= poll) {
             self.queue.promote_due().await?;
             self.last_upkeep = Some(Instant::now());
@@ -76,14 +79,14 @@ where
     }
 
     async fn claim_stale(&self, max: usize) -> Result<Vec<RawDelivery>, JobError> {
-        let claimed: Vec<(String, String, u32)> = CLAIM_STALE
-            .key(&self.queue.keys().stream)
-            .arg(GROUP)
-            .arg(&*self.consumer)
-            .arg(as_ms(self.queue.settings().lease()))
-            .arg(max)
-            .invoke_async(&mut self.queue.connection())
-            .await?;
+        let claimed = scripts::claim_stale(
+            &mut self.queue.connection(),
+            self.queue.keys(),
+            &self.consumer,
+            as_ms(self.queue.settings().lease),
+            max,
+        )
+        .await?;
         let fresh = claimed
             .into_iter()
             // Held here already: this worker's renewals were late, but it still runs it.
@@ -97,7 +100,7 @@ where
     }
 
     async fn read_new(&mut self, max: usize) -> Result<Vec<RawDelivery>, JobError> {
-        let poll = self.queue.settings().poll_interval();
+        let poll = self.queue.settings().poll_interval;
         let reads = match &mut self.reads {
             Some(reads) => reads,
             empty => empty.insert(self.queue.redis().dedicated_connection(poll).await?),

@@ -1,26 +1,21 @@
-//! The enqueue side of the job queue, and the inspection behind the `jobs` commands.
-//!
-//! A queue is a Redis stream read by one consumer group, a sorted set of delayed jobs
-//! and retries, and a capped set of dead jobs; `keys.rs` names them and `scripts.rs`
-//! moves jobs between them.
+//! The enqueue side of a queue, and the inspection behind the `jobs` commands.
 
-use std::{
-    marker::PhantomData,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{marker::PhantomData, sync::Arc, time::Duration};
 
 use redis::{AsyncCommands as _, aio::ConnectionManager};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::{
-    JobSettings,
+    QueueSettings,
     envelope::{Envelope, JobId},
-    keys::{GROUP, QueueKeys},
+    keys::QueueKeys,
     metrics::{self, JobKind},
-    scripts::{ENQUEUE_ONCE, FORGET_DEPARTED, PROMOTE_DUE, PURGE_DEAD, REVIVE, STATS},
+    scripts,
 };
-use crate::redis::Redis;
+use crate::{
+    clock::{as_ms, unix_ms},
+    redis::Redis,
+};
 
 /// Jobs moved per script call; well under Lua's `unpack` limit.
 pub(super) const CHUNK: usize = 1000;
@@ -71,7 +66,7 @@ pub struct DeadJob {
 pub struct JobQueue<J> {
     redis: Redis,
     keys: Arc<QueueKeys>,
-    settings: Arc<JobSettings>,
+    settings: Arc<QueueSettings>,
     job: PhantomData<fn() -> J>,
 }
 
@@ -91,7 +86,7 @@ where
     J: Serialize + DeserializeOwned + Send + 'static,
 {
     /// The queue `name` under the service's Redis key prefix.
-    pub fn new(redis: &Redis, settings: &JobSettings, name: &str) -> Self {
+    pub fn new(redis: &Redis, settings: &QueueSettings, name: &str) -> Self {
         Self {
             redis: redis.clone(),
             keys: Arc::new(QueueKeys::new(&redis.key(name))),
@@ -153,15 +148,16 @@ where
     {
         let kind = job.kind();
         let envelope = Envelope::new(job);
-        let remember = self.settings.purge_interval() * 2;
-        let holder: String = ENQUEUE_ONCE
-            .key(self.keys.once(key))
-            .key(&self.keys.stream)
-            .arg(envelope.id.to_string())
-            .arg(serde_json::to_string(&envelope)?)
-            .arg(u64::try_from(remember.as_millis()).unwrap_or(u64::MAX))
-            .invoke_async(&mut self.connection())
-            .await?;
+        let remember = self.settings.purge_interval * 2;
+        let holder = scripts::enqueue_once(
+            &mut self.connection(),
+            &self.keys,
+            &self.keys.once(key),
+            &envelope.id.to_string(),
+            &serde_json::to_string(&envelope)?,
+            as_ms(remember),
+        )
+        .await?;
         // The key holds ids this queue wrote; anything else would be a foreign key.
         let id = holder.parse().unwrap_or(envelope.id);
         if id == envelope.id {
@@ -202,19 +198,9 @@ where
     /// Fails when Redis is unavailable.
     pub async fn stats(&self) -> Result<JobStats, JobError> {
         let now = unix_ms();
-        let live_since = now.saturating_sub(as_ms(self.settings.lease()));
-        let keys = &self.keys;
-        let [ready, pending, due, later, done, dead, workers]: [u64; 7] = STATS
-            .key(&keys.stream)
-            .key(&keys.delayed)
-            .key(&keys.done)
-            .key(&keys.dead_index)
-            .key(&keys.workers)
-            .arg(GROUP)
-            .arg(now)
-            .arg(live_since)
-            .invoke_async(&mut self.connection())
-            .await?;
+        let live_since = now.saturating_sub(as_ms(self.settings.lease));
+        let [ready, pending, due, later, done, dead, workers] =
+            scripts::stats(&mut self.connection(), &self.keys, now, live_since).await?;
         Ok(JobStats {
             queued: ready + due,
             scheduled: later,
@@ -258,15 +244,14 @@ where
         // the code reads it again.
         let mut envelope: serde_json::Value = serde_json::from_str(&dead.payload)?;
         envelope["failures"] = 0.into();
-        let revived: u8 = REVIVE
-            .key(&self.keys.dead)
-            .key(&self.keys.dead_index)
-            .key(&self.keys.stream)
-            .arg(id)
-            .arg(envelope.to_string())
-            .invoke_async(&mut self.connection())
-            .await?;
-        Ok(revived == 1)
+        let revived = scripts::revive(
+            &mut self.connection(),
+            &self.keys,
+            id,
+            &envelope.to_string(),
+        )
+        .await?;
+        Ok(revived)
     }
 
     /// Deletes dead jobs buried more than `age` ago and forgets departed workers.
@@ -278,26 +263,20 @@ where
         let cutoff = unix_ms().saturating_sub(as_ms(age));
         let mut purged = 0;
         loop {
-            let deleted: usize = PURGE_DEAD
-                .key(&self.keys.dead)
-                .key(&self.keys.dead_index)
-                .arg(cutoff)
-                .arg(CHUNK)
-                .invoke_async(&mut self.connection())
-                .await?;
+            let deleted =
+                scripts::purge_dead(&mut self.connection(), &self.keys, cutoff, CHUNK).await?;
             purged += deleted;
             if deleted < CHUNK {
                 break;
             }
         }
-        let _: u64 = FORGET_DEPARTED
-            .key(&self.keys.stream)
-            .key(&self.keys.workers)
-            .arg(GROUP)
-            .arg(as_ms(CONSUMER_RETENTION))
-            .arg(unix_ms().saturating_sub(as_ms(CONSUMER_RETENTION)))
-            .invoke_async(&mut self.connection())
-            .await?;
+        scripts::forget_departed(
+            &mut self.connection(),
+            &self.keys,
+            as_ms(CONSUMER_RETENTION),
+            unix_ms().saturating_sub(as_ms(CONSUMER_RETENTION)),
+        )
+        .await?;
         Ok(purged)
     }
 
@@ -308,13 +287,8 @@ where
     pub async fn promote_due(&self) -> Result<usize, JobError> {
         let mut promoted = 0;
         loop {
-            let moved: usize = PROMOTE_DUE
-                .key(&self.keys.delayed)
-                .key(&self.keys.stream)
-                .arg(unix_ms())
-                .arg(CHUNK)
-                .invoke_async(&mut self.connection())
-                .await?;
+            let moved =
+                scripts::promote_due(&mut self.connection(), &self.keys, unix_ms(), CHUNK).await?;
             promoted += moved;
             if moved < CHUNK {
                 return Ok(promoted);
@@ -330,23 +304,11 @@ where
         &self.keys
     }
 
-    pub(super) fn settings(&self) -> &JobSettings {
+    pub fn settings(&self) -> &QueueSettings {
         &self.settings
     }
 
     pub(super) fn connection(&self) -> ConnectionManager {
         self.redis.connection()
     }
-}
-
-pub(super) fn unix_ms() -> u64 {
-    as_ms(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
-    )
-}
-
-pub(super) fn as_ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -44,7 +44,7 @@ pub(super) fn buried(kind: &'static str) {
 
 /// Sets `jobs_queue_depth` from the queue's stats every `every`, until aborted; a
 /// failed read keeps the last values.
-pub(super) async fn report_depth<J>(queue: JobQueue<J>, every: Duration)
+pub async fn report_depth<J>(queue: JobQueue<J>, every: Duration)
 where
     J: Serialize + DeserializeOwned + Send + 'static,
 {

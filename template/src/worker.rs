@@ -1,16 +1,20 @@
-//! The queue module's commands: `worker` and `jobs …`.
+//! The worker process and the queue's commands: `worker` runs the service's jobs
+//! (`jobs.rs`) on the queue engine (`queue/`), with what their handlers need; `jobs
+//! stats | dead | retry` inspect the queue. It composes several modules' settings, so
+//! it sits at the top, beside `startup.rs`.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Subcommand;
 use tokio::sync::watch;
 
-use super::{Job, JobContext, Jobs, perform, worker};
 use crate::{
-    cli::ModuleCommand,
+    command::ModuleCommand,
     config::Settings,
+    jobs::{self, Job, JobContext, Jobs},
     monitoring::{self, MetricsServer},
+    queue::{self, QueueSettings},
     redis::Redis,
     telemetry::{get_subscriber, init_subscriber},
 };
@@ -43,6 +47,9 @@ pub enum JobsCommand {
 }
 
 impl ModuleCommand for Command {
+    /// The worker's handlers need several modules' settings.
+    type Needs = Settings;
+
     async fn run(self, settings: Settings) -> anyhow::Result<()> {
         match self {
             Self::Worker => {
@@ -51,23 +58,26 @@ impl ModuleCommand for Command {
                 init_subscriber(subscriber)?;
                 run_worker(settings).await
             }
-            Self::Jobs { command } => match command {
-                JobsCommand::Stats => print_stats(&settings).await,
-                JobsCommand::Dead => print_dead(&settings).await,
-                JobsCommand::Retry { ids, all } => retry(&settings, ids, all).await,
-            },
+            Self::Jobs { command } => {
+                let jobs = connect(&settings.redis, &settings.jobs).await?;
+                match command {
+                    JobsCommand::Stats => print_stats(&jobs).await,
+                    JobsCommand::Dead => print_dead(&jobs).await,
+                    JobsCommand::Retry { ids, all } => retry(&jobs, ids, all).await,
+                }
+            }
         }
     }
 }
 
-async fn connect(settings: &Settings) -> anyhow::Result<Jobs> {
-    let redis = Redis::connect(&settings.redis)
+async fn connect(redis: &crate::redis::RedisSettings, settings: &QueueSettings) -> anyhow::Result<Jobs> {
+    let redis = Redis::connect(redis)
         .await
         .context("Failed to connect to Redis")?;
-    Ok(Jobs::on(&redis, &settings.jobs))
+    Ok(jobs::queue(&redis, settings))
 }
 
-/// `worker`: runs jobs until SIGTERM or Ctrl-C, then drains (see [`worker::run`]);
+/// `worker`: runs jobs until SIGTERM or Ctrl-C, then drains (see [`queue::worker::run`]);
 /// serves its metrics meanwhile when they are on.
 async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let metrics = MetricsServer::bind(&settings.metrics)?;
@@ -86,54 +96,38 @@ async fn run_worker(settings: Settings) -> anyhow::Result<()> {
 /// worker process and the API tests share it.
 ///
 /// # Errors
-/// Fails on bad settings or when Redis is unreachable at start-up.
+/// Fails on bad mail settings or when Redis is unreachable at start-up.
 pub async fn work(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let jobs = connect(&settings).await?;
+    let redis = Redis::connect(&settings.redis)
+        .await
+        .context("Failed to connect to Redis")?;
+    let jobs = jobs::queue(&redis, &settings.jobs);
+{%- if email %}
+    let mailer = Arc::new(
+        crate::mail::Mailer::from_settings(&settings.mail).context("Invalid mail settings")?,
+    );
+{%- endif %}
     let context = Arc::new(JobContext {
         jobs: jobs.clone(),
-        settings: settings.jobs.clone(),
-{%- if email %}
-        mailer: Arc::new(
-            crate::mail::Mailer::from_settings(&settings.mail).context("Invalid mail settings")?,
-        ),
-{%- endif %}
 {%- if auth and email %}
-        account_mails: crate::auth::AccountMailer::connect(&settings).await?,
+        account_mails: crate::auth::AccountMailer::new(redis, mailer.clone(), &settings.auth),
+{%- endif %}
+{%- if email %}
+        mailer,
 {%- endif %}
     });
-    let purges = tokio::spawn(schedule_purges(
-        jobs.clone(),
-        settings.jobs.purge_interval(),
-    ));
+    let purges = tokio::spawn(schedule_purges(jobs.clone()));
     let depth = settings.metrics.enabled.then(|| {
-        tokio::spawn(super::metrics::report_depth(
-            jobs.clone(),
-            settings.jobs.poll_interval(),
-        ))
+        tokio::spawn(queue::report_depth(jobs.clone(), settings.jobs.poll_interval))
     });
     tracing::info!(concurrency = settings.jobs.concurrency, "Worker started");
-    let handler = move |job, run| perform(job, run, context.clone());
-    let result = worker::run(jobs, handler, shutdown).await;
+    let handler = move |job, run| jobs::perform(job, run, context.clone());
+    let result = queue::worker::run(jobs, handler, shutdown).await;
     purges.abort();
     if let Some(depth) = depth {
         depth.abort();
     }
     result
-}
-
-/// Enqueues one purge per period, however many workers run.
-async fn schedule_purges(jobs: Jobs, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        ticks.tick().await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let key = format!("purge-dead-jobs:{}", now.as_secs() / every.as_secs());
-        if let Err(error) = jobs.enqueue_once(Job::PurgeDeadJobs, &key).await {
-            tracing::warn!(error = %error, "Failed to schedule the purge of dead jobs");
-        }
-    }
 }
 
 async fn wait_for_signal() {
@@ -152,16 +146,29 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Enqueues one purge per purge interval, however many workers run.
+async fn schedule_purges(jobs: Jobs) {
+    let every = jobs.settings().purge_interval;
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let period = crate::clock::unix_secs() / every.as_secs();
+        let key = format!("purge-dead-jobs:{period}");
+        if let Err(error) = jobs.enqueue_once(Job::PurgeDeadJobs, &key).await {
+            tracing::warn!(error = %error, "Failed to schedule the purge of dead jobs");
+        }
+    }
+}
+
 /// `jobs stats`: counts per state, as JSON.
-async fn print_stats(settings: &Settings) -> anyhow::Result<()> {
-    let stats = connect(settings).await?.stats().await?;
-    println!("{}", serde_json::to_string_pretty(&stats)?);
+async fn print_stats(jobs: &Jobs) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&jobs.stats().await?)?);
     Ok(())
 }
 
 /// `jobs dead`: the dead set, one JSON object per line.
-async fn print_dead(settings: &Settings) -> anyhow::Result<()> {
-    for job in connect(settings).await?.dead().await? {
+async fn print_dead(jobs: &Jobs) -> anyhow::Result<()> {
+    for job in jobs.dead().await? {
         println!("{}", serde_json::to_string(&job)?);
     }
     Ok(())
@@ -169,8 +176,7 @@ async fn print_dead(settings: &Settings) -> anyhow::Result<()> {
 
 /// `jobs retry`: queues the given dead jobs again, or all of them; fails on an id that
 /// names no dead job.
-async fn retry(settings: &Settings, ids: Vec<String>, all: bool) -> anyhow::Result<()> {
-    let jobs = connect(settings).await?;
+async fn retry(jobs: &Jobs, ids: Vec<String>, all: bool) -> anyhow::Result<()> {
     let ids = if all {
         jobs.dead().await?.into_iter().map(|job| job.id).collect()
     } else {

@@ -14,8 +14,10 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use crate::redis_server::unique_prefix;
 use {{crate_name}}::{
-    jobs::{Job, JobKind, JobQueue, JobRun, JobSettings, JobStats, worker},
+    clock::unix_ms,
+    jobs::Job,
     monitoring,
+    queue::{JobKind, JobQueue, JobRun, JobStats, QueueSettings, worker},
     redis::{Redis, RedisSettings},
 };
 
@@ -74,13 +76,13 @@ impl TestQueue {
         Self::with(fast_settings()).await
     }
 
-    pub async fn with(settings: JobSettings) -> Self {
+    pub async fn with(settings: QueueSettings) -> Self {
         Self::on(crate::redis_server::url(), &unique_prefix(), settings).await
     }
 
     /// The queue under `prefix` on the Redis at `url`; the observer is the shared test
     /// Redis, under the same prefix.
-    pub async fn on(url: &str, prefix: &str, settings: JobSettings) -> Self {
+    pub async fn on(url: &str, prefix: &str, settings: QueueSettings) -> Self {
         std::sync::LazyLock::force(&crate::helpers::TRACING);
         let redis = redis_under(url, prefix).await;
         Self {
@@ -105,7 +107,7 @@ impl TestQueue {
         if !job.quiet {
             let _: () = redis::pipe()
                 .incr(self.key("starts", job.id), 1)
-                .rpush(self.key("started_at", job.id), now_ms())
+                .rpush(self.key("started_at", job.id), unix_ms())
                 .rpush(
                     self.key("runs", job.id),
                     format!("{} {}", run.id, run.attempt),
@@ -128,7 +130,7 @@ impl TestQueue {
         );
         let _: () = redis::pipe()
             .sadd(self.observer.key("effects"), job.id)
-            .rpush(self.key("finished_at", job.id), now_ms())
+            .rpush(self.key("finished_at", job.id), unix_ms())
             .query_async(&mut observer)
             .await?;
         Ok(())
@@ -218,39 +220,42 @@ pub async fn redis_under(url: &str, prefix: &str) -> Redis {
     Redis::connect(&RedisSettings {
         url: SecretString::from(url),
         key_prefix: prefix.to_string(),
-        timeout_ms: 2000,
+        timeout: Duration::from_secs(2),
     })
     .await
     .expect("Failed to connect to Redis")
 }
 
 /// A 2 s lease, 100 ms polls and short backoff, so recovery and retries are quick.
-pub fn fast_settings() -> JobSettings {
-    JobSettings {
-        concurrency: 4,
-        fetch_batch: 8,
-        poll_interval_ms: 100,
-        lease_secs: 2,
-        max_deliveries: 3,
-        max_attempts: 3,
-        backoff_min_ms: 200,
-        backoff_max_secs: 5,
-        dead_max: 100,
-        retention_hours: 1,
-        purge_interval_secs: 3600,
-        shutdown_timeout_secs: 10,
-    }
+pub fn fast_settings() -> QueueSettings {
+    fast_settings_with("")
 }
 
-pub fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
+/// [`fast_settings`] with `overrides`, `[jobs]` lines parsed as the configuration is.
+pub fn fast_settings_with(overrides: &str) -> QueueSettings {
+    const FAST: &str = "
+        concurrency = 4
+        fetch_batch = 8
+        poll_interval_ms = 100
+        lease_secs = 2
+        max_deliveries = 3
+        max_attempts = 3
+        backoff_min_ms = 200
+        backoff_max_secs = 5
+        dead_max = 100
+        retention_hours = 1
+        purge_interval_secs = 3600
+        shutdown_timeout_secs = 10
+    ";
+    let toml = |text: &str| config::File::from_str(text, config::FileFormat::Toml);
+    config::Config::builder()
+        .add_source(toml(FAST))
+        .add_source(toml(overrides))
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .expect("valid [jobs] settings")
 }
+
 
 /// Polls `condition` every 20 ms until it holds, failing after `limit`.
 pub async fn eventually<F: Future<Output = bool>>(
@@ -427,7 +432,7 @@ async fn a_panicking_job_is_buried_and_the_worker_carries_on() {
 async fn a_delayed_job_runs_not_before_its_time_and_within_a_poll_after() {
     let test = TestQueue::new().await;
     let (_stop, _worker) = test.start_worker();
-    let enqueued = now_ms();
+    let enqueued = unix_ms();
 
     test.queue
         .enqueue_in(TestJob::new(5), Duration::from_millis(1500))
@@ -452,12 +457,7 @@ async fn a_delayed_job_runs_not_before_its_time_and_within_a_poll_after() {
 async fn shutdown_finishes_running_jobs_and_hands_back_claimed_ones() {
     // One slot, eight claimed per fetch, and a lease far longer than the test: the
     // claimed jobs can only reach the second worker by being handed back.
-    let settings = JobSettings {
-        concurrency: 1,
-        fetch_batch: 8,
-        lease_secs: 60,
-        ..fast_settings()
-    };
+    let settings = fast_settings_with("concurrency = 1\nlease_secs = 60");
     let test = TestQueue::with(settings).await;
     let mut jobs = vec![TestJob {
         sleep_ms: 1000,
@@ -543,11 +543,7 @@ async fn a_blocking_handler_keeps_its_lease_and_does_not_hold_up_other_jobs() {
 
 #[tokio::test]
 async fn backlogs_arriving_while_workers_run_are_all_worked_off() {
-    let settings = JobSettings {
-        concurrency: 16,
-        fetch_batch: 32,
-        ..fast_settings()
-    };
+    let settings = fast_settings_with("concurrency = 16\nfetch_batch = 32");
     let test = TestQueue::with(settings).await;
     let (_stop_a, _a) = test.start_worker();
     let (_stop_b, _b) = test.start_worker();
@@ -600,11 +596,7 @@ async fn enqueue_once_queues_one_job_per_key() {
 
 #[tokio::test]
 async fn the_dead_set_keeps_the_newest_jobs_up_to_its_cap() {
-    let settings = JobSettings {
-        max_attempts: 1,
-        dead_max: 3,
-        ..fast_settings()
-    };
+    let settings = fast_settings_with("max_attempts = 1\ndead_max = 3");
     let test = TestQueue::with(settings).await;
     test.set_broken(true).await;
     let (_stop, _worker) = test.start_worker();
@@ -637,11 +629,7 @@ async fn the_dead_set_keeps_the_newest_jobs_up_to_its_cap() {
 
 #[tokio::test]
 async fn purging_deletes_dead_jobs_past_their_retention() {
-    let test = TestQueue::with(JobSettings {
-        max_attempts: 1,
-        ..fast_settings()
-    })
-    .await;
+    let test = TestQueue::with(fast_settings_with("max_attempts = 1")).await;
     test.set_broken(true).await;
     let (_stop, _worker) = test.start_worker();
     test.queue
@@ -685,11 +673,7 @@ async fn the_worker_counts_jobs_by_kind_and_fate() {
     // Arrange: one job succeeds, one fails twice (its attempts), one panics.
     let recorder = monitoring::recorder().unwrap();
     let redis = redis_under(crate::redis_server::url(), &unique_prefix()).await;
-    let settings = JobSettings {
-        max_attempts: 2,
-        backoff_min_ms: 10,
-        ..fast_settings()
-    };
+    let settings = fast_settings_with("max_attempts = 2\nbackoff_min_ms = 10");
     let queue = JobQueue::new(&redis, &settings, "jobs");
     let handler = |job, _| async move {
         match job {
