@@ -97,12 +97,6 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<crate::storage::StorageError> for AppError {
-    fn from(error: crate::storage::StorageError) -> Self {
-        Self::Internal(anyhow::Error::new(error).context("Storage failed"))
-    }
-}
-
 impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -14,15 +14,15 @@
 use secrecy::SecretString;
 
 use super::{
-    account_mail::{About, AccountMail},
+    account_mail::{About, AccountMail, AccountMails},
     tokens::{OneTimeTokens, Purpose},
 };
 use crate::{
     domain::Email,
     error::AppError,
     graphql::Context,
-    state::AppState,
     storage::{
+        Storage,
         StorageError,
         users::{User, UserRepository},
     },
@@ -48,22 +48,24 @@ fn tokens(context: &Context) -> OneTimeTokens {
     OneTimeTokens::new(context.state.auth.redis.clone())
 }
 
-/// Runs `work` once the request has answered (see the module docs); failures are logged.
-fn after_answer<F>(context: &Context, work: impl FnOnce(AppState) -> F)
+/// Runs `work` once the request has answered (see the module docs), with the storage
+/// and where account mails go; failures are logged.
+fn after_answer<F>(context: &Context, work: impl FnOnce(Storage, AccountMails) -> F)
 where
     F: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let work = work(context.state.clone());
-    context.state.auth.background.spawn(async move {
+    let auth = &context.state.auth;
+    let work = work(context.state.storage.clone(), auth.mails.clone());
+    auth.background.spawn(async move {
         if let Err(error) = work.await {
             tracing::error!(error.cause_chain = ?error, error.message = %error, "Failed to send an account mail");
         }
     });
 }
 
-
-async fn deliver(state: &AppState, mail: AccountMail) -> anyhow::Result<()> {
-    state.auth.mails.deliver(mail).await
+/// Sends `mail` once the request has answered.
+fn send_after_answer(context: &Context, mail: AccountMail) {
+    after_answer(context, |_, mails| async move { mails.deliver(mail).await });
 }
 
 /// After `register`: a confirmation link for a new account, a heads-up for a taken
@@ -94,7 +96,7 @@ pub async fn after_registration(
         to: user.email.clone(),
         about,
     };
-    after_answer(context, |state| async move { deliver(&state, mail).await });
+    send_after_answer(context, mail);
     Ok(())
 }
 
@@ -117,7 +119,7 @@ pub async fn after_password_change(context: &Context, user: &User) -> Result<(),
         to: user.email.clone(),
         about: About::PasswordChanged,
     };
-    after_answer(context, |state| async move { deliver(&state, mail).await });
+    send_after_answer(context, mail);
     Ok(())
 }
 
@@ -170,10 +172,10 @@ async fn mail_about_address(
 ) -> Result<String, AppError> {
     let email = Email::parse(&email)?;
     limit_mail_request(context, &email).await?;
-    after_answer(context, |state| async move {
-        let user = state.storage.find_by_email(&email).await?;
+    after_answer(context, |storage, mails| async move {
+        let user = storage.find_by_email(&email).await?;
         let about = about(user.as_ref());
-        deliver(&state, AccountMail { to: email, about }).await
+        mails.deliver(AccountMail { to: email, about }).await
     });
     Ok(SENT.into())
 }

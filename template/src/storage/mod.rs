@@ -73,6 +73,13 @@ pub enum StorageError {
     Corrupt(String),
 }
 
+/// Storage failures reach clients as internal errors, their cause in the log only.
+impl From<StorageError> for crate::error::AppError {
+    fn from(error: StorageError) -> Self {
+        Self::Internal(anyhow::Error::new(error).context("Storage failed"))
+    }
+}
+
 impl StorageError {
     pub fn corrupt(error: impl std::fmt::Display) -> Self {
         Self::Corrupt(error.to_string())
