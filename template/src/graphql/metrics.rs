@@ -15,8 +15,9 @@
 use std::{cell::RefCell, collections::HashMap, time::Instant};
 
 use juniper::{
-    DefaultScalarValue, Definition, ExecutionError, GraphQLError, OperationType, ScalarValue as _,
-    Selection, Value, http::GraphQLRequest, meta::MetaType, parser::parse_document_source,
+    DefaultScalarValue, Definition, ExecutionError, GraphQLError, Operation, OperationType,
+    ScalarValue as _, Selection, Value, http::GraphQLRequest, meta::MetaType,
+    parser::parse_document_source,
 };
 
 use super::Schema;
@@ -33,17 +34,60 @@ const META_FIELDS: [&str; 3] = ["__typename", "__schema", "__type"];
 /// Operation and outcome of the operations each series counts.
 type Labels = (String, &'static str);
 
-/// Documents whose label each thread remembers. Clients send the same few documents
-/// over and over; a new one past the cap is parsed every time it comes, as without the
-/// cache, so no client can make it grow.
-const KNOWN_DOCUMENTS: usize = 256;
+/// Labels each thread remembers: room for the few documents clients send over and over.
+/// Whatever comes past a cap is parsed every time it comes, as without the cache, so no
+/// client can make the cache grow.
+const KNOWN_LABELS: usize = 256;
+/// Bytes of text the labels of a thread hold (documents, names and labels): 2 KiB a
+/// label on average, where a cap on labels alone would let in 256 documents of 64 kB.
+const KNOWN_BYTES: usize = 512 * 1024;
+/// Longest operation name remembered, longer than people write them.
+const KNOWN_NAME: usize = 128;
 
 /// A document's label for the operation name that picked its operation.
 type NamedLabel = (Option<String>, String);
 
 thread_local! {
     static SERIES: RefCell<HashMap<Labels, TimedSeries>> = RefCell::default();
-    static LABELS: RefCell<HashMap<String, Vec<NamedLabel>>> = RefCell::default();
+    static LABELS: RefCell<KnownLabels> = RefCell::default();
+}
+
+/// The labels a thread remembers, by document and operation name, within
+/// [`KNOWN_LABELS`] and [`KNOWN_BYTES`].
+#[derive(Default)]
+struct KnownLabels {
+    documents: HashMap<String, Vec<NamedLabel>>,
+    labels: usize,
+    bytes: usize,
+}
+
+impl KnownLabels {
+    fn get(&self, document: &str, name: Option<&str>) -> Option<&str> {
+        self.documents
+            .get(document)?
+            .iter()
+            .find(|(known, _)| known.as_deref() == name)
+            .map(|(_, label)| label.as_str())
+    }
+
+    /// Remembers `label` for `document` and `name` unless that would pass a cap.
+    fn remember(&mut self, document: &str, name: Option<&str>, label: &str) {
+        let held = self.documents.get_mut(document);
+        let new_document = if held.is_some() { 0 } else { document.len() };
+        let bytes = self.bytes + new_document + name.map_or(0, str::len) + label.len();
+        if self.labels == KNOWN_LABELS || bytes > KNOWN_BYTES {
+            return;
+        }
+        let named = (name.map(str::to_string), label.to_string());
+        match held {
+            Some(labels) => labels.push(named),
+            None => {
+                self.documents.insert(document.to_string(), vec![named]);
+            }
+        }
+        self.labels += 1;
+        self.bytes = bytes;
+    }
 }
 
 /// What juniper answers for one operation.
@@ -93,50 +137,74 @@ fn register((operation, outcome): &Labels) -> TimedSeries {
 
 /// The operation label of `request`, parsing its document only the first time it comes.
 fn label(schema: &Schema, request: &GraphQLRequest) -> String {
+    let document = request.query.as_str();
     let name = request.operation_name.as_deref();
-    LABELS.with_borrow_mut(|labels| {
-        let known = labels.get(request.query.as_str()).and_then(|operations| {
-            operations
-                .iter()
-                .find(|(known, _)| known.as_deref() == name)
-                .map(|(_, label)| label.clone())
-        });
-        if let Some(label) = known {
-            return label;
+    LABELS.with_borrow_mut(|known| {
+        if let Some(label) = known.get(document, name) {
+            return label.to_string();
         }
-        let label = root_field(schema, &request.query, name)
-            .unwrap_or(UNKNOWN)
-            .to_string();
-        if labels.len() < KNOWN_DOCUMENTS {
-            labels
-                .entry(request.query.clone())
-                .or_default()
-                .push((name.map(str::to_string), label.clone()));
+        let labelled = labelled(schema, document, name);
+        if labelled.remember {
+            known.remember(document, name, labelled.label);
         }
-        label
+        labelled.label.to_string()
     })
 }
 
-/// The root field the chosen operation selects, `multiple`, or `None` when unknown.
-fn root_field<'a>(schema: &Schema, query: &'a str, name: Option<&str>) -> Option<&'a str> {
+/// An operation's label, and whether a thread may remember it.
+struct Labelled<'a> {
+    label: &'a str,
+    remember: bool,
+}
+
+/// The label of the operation `name` picks in `query`. A name is remembered only when it
+/// picks one of the document's operations, which makes it a GraphQL name the parser read
+/// in the document: the names a thread holds come from the documents it holds, never from
+/// whatever a client sends beside them.
+fn labelled<'a>(schema: &Schema, query: &'a str, name: Option<&str>) -> Labelled<'a> {
+    let unknown = Labelled {
+        label: UNKNOWN,
+        remember: name.is_none(),
+    };
     // juniper's parser reads scalars and limits from the schema's type information.
-    let document = parse_document_source(query, &schema.schema).ok()?;
+    let Ok(document) = parse_document_source(query, &schema.schema) else {
+        return unknown;
+    };
+    let Some(operation) = pick(&document, name) else {
+        return unknown;
+    };
+    Labelled {
+        label: root_field(schema, &document, operation).unwrap_or(UNKNOWN),
+        remember: name.is_none_or(|name| name.len() <= KNOWN_NAME),
+    }
+}
+
+/// The operation `name` names, or the only one when `name` is `None`.
+fn pick<'d, 'a>(
+    document: &'d [Definition<'a, DefaultScalarValue>],
+    name: Option<&str>,
+) -> Option<&'d Operation<'a, DefaultScalarValue>> {
     let mut operations = document.iter().filter_map(|definition| match definition {
         Definition::Operation(operation) => Some(&operation.item),
         Definition::Fragment(_) => None,
     });
-    let operation = match name {
+    match name {
         Some(name) => {
-            operations.find(|operation| operation.name.is_some_and(|own| own.item == name))?
+            operations.find(|operation| operation.name.is_some_and(|own| own.item == name))
         }
         None => {
             let only = operations.next()?;
-            if operations.next().is_some() {
-                return None;
-            }
-            only
+            operations.next().is_none().then_some(only)
         }
-    };
+    }
+}
+
+/// The root field `operation` selects, `multiple`, or `None` when unknown.
+fn root_field<'a>(
+    schema: &Schema,
+    document: &[Definition<'a, DefaultScalarValue>],
+    operation: &Operation<'a, DefaultScalarValue>,
+) -> Option<&'a str> {
     let root = match operation.operation_type {
         OperationType::Query => schema.schema.concrete_query_type(),
         OperationType::Mutation => schema.schema.concrete_mutation_type()?,
@@ -144,7 +212,7 @@ fn root_field<'a>(schema: &Schema, query: &'a str, name: Option<&str>) -> Option
     };
     let mut fields = Vec::new();
     collect_fields(
-        &document,
+        document,
         &operation.selection_set,
         &mut fields,
         &mut Vec::new(),
@@ -219,28 +287,127 @@ mod tests {
     use super::*;
     use crate::{config::Settings, error::AppError};
 
-    fn label(query: &str, name: Option<&str>) -> Option<String> {
+    fn schema() -> Schema {
         let settings = Settings::load().expect("settings load");
-        let schema = crate::graphql::schema::build(&settings.graphql);
-        root_field(&schema, query, name).map(str::to_string)
+        crate::graphql::schema::build(&settings.graphql)
+    }
+
+    fn request(query: &str, name: Option<&str>) -> GraphQLRequest {
+        let body = serde_json::json!({ "query": query, "operationName": name });
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// The label of `query`'s operation `name`; `None` when unknown.
+    fn label(query: &str, name: Option<&str>) -> Option<String> {
+        let labelled = labelled(&schema(), query, name);
+        Some(labelled.label)
+            .filter(|label| *label != UNKNOWN)
+            .map(str::to_string)
+    }
+
+    /// The labels and bytes this thread remembers, counted from what its cache holds.
+    fn held() -> (usize, usize) {
+        LABELS.with_borrow(|known| {
+            let held = known
+                .documents
+                .iter()
+                .fold((0, 0), |(labels, bytes), (document, named)| {
+                    let text: usize = named
+                        .iter()
+                        .map(|(name, label)| name.as_ref().map_or(0, String::len) + label.len())
+                        .sum();
+                    (labels + named.len(), bytes + document.len() + text)
+                });
+            assert_eq!(held, (known.labels, known.bytes), "the counts drifted");
+            held
+        })
     }
 
     #[test]
     fn new_documents_past_the_cap_are_labelled_but_not_remembered() {
-        let settings = Settings::load().expect("settings load");
-        let schema = crate::graphql::schema::build(&settings.graphql);
-        let request = |query: String| -> GraphQLRequest {
-            serde_json::from_value(serde_json::json!({ "query": query })).unwrap()
-        };
+        let schema = schema();
 
-        for alias in 0..KNOWN_DOCUMENTS + 10 {
+        for alias in 0..KNOWN_LABELS + 10 {
             let query = ["{ a", &alias.to_string(), ": apiVersion }"].concat();
-            assert_eq!(super::label(&schema, &request(query)), "apiVersion");
+            assert_eq!(super::label(&schema, &request(&query, None)), "apiVersion");
         }
-        let unknown = super::label(&schema, &request("{ nothing }".into()));
+        let unknown = super::label(&schema, &request("{ nothing }", None));
 
         assert_eq!(unknown, UNKNOWN);
-        assert_eq!(LABELS.with_borrow(HashMap::len), KNOWN_DOCUMENTS);
+        assert_eq!(held().0, KNOWN_LABELS);
+    }
+
+    #[test]
+    fn a_stream_of_new_operation_names_is_remembered_only_up_to_the_cap() {
+        let schema = schema();
+
+        for number in 0..KNOWN_LABELS {
+            let (a, b) = (format!("A{number}"), format!("B{number}"));
+            let query = [
+                "query ",
+                &a,
+                " { apiVersion } query ",
+                &b,
+                " { health { ready } }",
+            ]
+            .concat();
+            assert_eq!(
+                super::label(&schema, &request(&query, Some(&a))),
+                "apiVersion"
+            );
+            assert_eq!(super::label(&schema, &request(&query, Some(&b))), "health");
+        }
+
+        let (labels, bytes) = held();
+        assert_eq!(labels, KNOWN_LABELS);
+        assert!(bytes <= KNOWN_BYTES, "{bytes} bytes");
+    }
+
+    #[test]
+    fn a_stream_of_large_documents_is_remembered_only_up_to_the_byte_cap() {
+        let schema = schema();
+        let comment = ["#", &"x".repeat(10_000), "\n"].concat();
+
+        for number in 0..KNOWN_LABELS {
+            let name = format!("Q{number}");
+            let query = [&comment, "query ", &name, " { apiVersion }"].concat();
+            assert_eq!(
+                super::label(&schema, &request(&query, Some(&name))),
+                "apiVersion"
+            );
+        }
+
+        let (labels, bytes) = held();
+        assert!(labels < KNOWN_LABELS, "{labels} labels");
+        assert!(bytes <= KNOWN_BYTES, "{bytes} bytes");
+        assert!(
+            bytes > KNOWN_BYTES - 2 * comment.len(),
+            "filled to {bytes} bytes only"
+        );
+    }
+
+    #[test]
+    fn names_that_pick_no_operation_of_the_document_are_not_remembered() {
+        let schema = schema();
+        let long = "L".repeat(KNOWN_NAME + 1);
+        let declares_long = ["query ", &long, " { apiVersion }"].concat();
+        let refused = [
+            ("{ apiVersion }", "drop table; --", UNKNOWN),
+            ("{ apiVersion }", "Absent", UNKNOWN),
+            ("query A { apiVersion }", "B", UNKNOWN),
+            ("query A { apiVersion", "A", UNKNOWN),
+            (&declares_long, &long, "apiVersion"),
+        ];
+
+        for (query, name, expected) in refused {
+            let label = super::label(&schema, &request(query, Some(name)));
+            assert_eq!(label, expected, "{query}");
+        }
+        let after_refused = held();
+        super::label(&schema, &request("query A { apiVersion }", Some("A")));
+
+        assert_eq!(after_refused, (0, 0));
+        assert_eq!(held().0, 1, "a name that picks an operation is remembered");
     }
 
     #[test]

@@ -273,3 +273,67 @@ fn the_parser_reads_names_labels_and_escapes() {
     assert_eq!(scrape.value("plain", &[]), Some(0.5));
     assert_eq!(scrape.value("a_total", &[("b", "x")]), None);
 }
+
+/// Resident memory of this process, which serves the app under test too.
+#[cfg(target_os = "linux")]
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("no /proc/self/status");
+    let kilobytes = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .expect("no VmRSS in /proc/self/status");
+    kilobytes << 10
+}
+
+/// Operations numbered `numbers`, each named by a client for the first time: a name of
+/// 60 kB (the body stays within its limit) that no operation of the document declares.
+/// Sent 16 at a time, so the stream takes seconds, not minutes.
+#[cfg(target_os = "linux")]
+async fn post_new_operation_names(app: &crate::helpers::TestApp, numbers: std::ops::Range<usize>) {
+    let padding = "n".repeat(60_000);
+    let end = numbers.end;
+    for first in numbers.step_by(16) {
+        let mut requests = tokio::task::JoinSet::new();
+        for number in first..end.min(first + 16) {
+            let body = json!({
+                "query": "{ apiVersion }",
+                "operationName": format!("{number}{padding}"),
+            });
+            let url = format!("{}/graphql", app.address);
+            requests.spawn(app.client.post(url).json(&body).send());
+        }
+        while let Some(sent) = requests.join_next().await {
+            let response = sent.unwrap().expect("Failed to send the request");
+            assert_eq!(response.status(), 400);
+            let answer: Value = response.json().await.expect("a JSON answer");
+            assert_eq!(answer["errors"][0]["message"], "Unknown operation");
+        }
+    }
+}
+
+/// The app runs in this process (not as the binary, as above) so that its memory is
+/// this process's.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn memory_stays_flat_under_a_stream_of_new_operation_names() {
+    // Arrange: buffers and caches of a first stream stay, as they would in a service.
+    let app = spawn_app_with(|settings| settings.metrics.enabled = true).await;
+    post_new_operation_names(&app, 0..200).await;
+    let before = resident_bytes();
+
+    // Act
+    post_new_operation_names(&app, 200..2_200).await;
+    let after = resident_bytes();
+
+    // Assert: 2 000 names of 60 kB are 120 MB; other tests running beside this one
+    // account for a few MiB at most.
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown < 32 << 20,
+        "RSS grew from {} MiB to {} MiB",
+        before >> 20,
+        after >> 20
+    );
+}
