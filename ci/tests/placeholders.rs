@@ -112,7 +112,7 @@ fn odd_project_names_become_valid_crate_names() {
     let main = std::fs::read_to_string(project.join("src/main.rs")).unwrap();
 
     assert_eq!(manifest["package"]["name"].as_str(), Some("my-shop-api"));
-    assert!(main.contains("use my_shop_api::"), "{main}");
+    assert!(main.contains("my_shop_api::cli::run()"), "{main}");
 }
 
 #[test]

@@ -240,9 +240,6 @@ mod tests {
         for (variable, key) in [
             ("APP_DATABASE__URL", "database.url"),
             ("APP_GRAPHQL__MAX_DEPTH", "graphql.max_depth"),
-{%- if queue %}
-            ("APP_JOBS__LEASE_SECS", "jobs.lease_secs"),
-{%- endif %}
         ] {
             let value = if key == "database.url" { "postgres://nope" } else { "0" };
             let error = Settings::build(Environment::Development, with(variable, value)).unwrap_err();

@@ -54,9 +54,9 @@ fn after_answer<F>(context: &Context, work: impl FnOnce(Storage, AccountMails) -
 where
     F: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let auth = &context.state.auth;
-    let work = work(context.state.storage.clone(), auth.mails.clone());
-    auth.background.spawn(async move {
+    let state = &context.state;
+    let work = work(state.storage.clone(), state.account_mails.clone());
+    state.auth.background.spawn(async move {
         if let Err(error) = work.await {
             tracing::error!(error.cause_chain = ?error, error.message = %error, "Failed to send an account mail");
         }

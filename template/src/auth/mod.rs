@@ -60,15 +60,13 @@ pub struct Auth {
 {%- if email %}
     /// Account mails on their way, sent after the request that asked for them answered.
     pub background: Background,
-    /// Where account mails go.
-    pub mails: AccountMails,
 {%- endif %}
 }
 
 impl Auth {
     /// The auth services on `redis`. `https`: the service is reached over HTTPS only, so
     /// the session cookie is `Secure` and named `__Host-session`.
-    pub fn new(settings: &AuthSettings, https: bool, redis: Redis{% if email %}, mails: AccountMails{% endif %}) -> Self {
+    pub fn new(settings: &AuthSettings, https: bool, redis: Redis) -> Self {
         let absolute = settings.session_absolute_timeout;
         let window = settings.login_window;
         let per_client = Limit {
@@ -89,7 +87,6 @@ impl Auth {
             settings: settings.clone(),
 {%- if email %}
             background: Background::default(),
-            mails,
 {%- endif %}
         }
     }
