@@ -22,14 +22,13 @@ use std::{
 
 use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use {{crate_name}}::{
     config::Settings,
     queue::{JobKind, JobQueue, JobRun, QueueSettings, worker},
-    redis::{Redis, RedisSettings},
+    redis::{Redis, RedisSettings, RedisUrl},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let jobs: u32 = std::env::var("BENCH_JOBS").map_or(Ok(40_000), |n| n.parse())?;
     let prefix = format!("bench:{}:", std::process::id());
     let redis = Redis::connect(&RedisSettings {
-        url: SecretString::from(url.as_str()),
+        url: RedisUrl::parse(&url).map_err(anyhow::Error::msg)?,
         key_prefix: prefix.clone(),
         timeout: Duration::from_secs(5),
     })

@@ -67,6 +67,11 @@ impl ClientBuckets {
         &self.0[0].key
     }
 
+    /// The coarsest bucket: the IPv4 address, or the IPv6 /48 that holds the others.
+    pub fn coarsest(&self) -> &str {
+        &self.0[self.0.len() - 1].key
+    }
+
     pub fn all(&self) -> &[Bucket] {
         &self.0
     }

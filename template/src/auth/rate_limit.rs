@@ -3,8 +3,9 @@
 //! `lockout.rs`.
 //!
 //! Every attempt counts, including each alias of a batched or aliased request, because
-//! the counter is hit inside the resolver, once per executed field. Each counter is one
-//! key, so the limits hold on Redis Cluster as on one node.
+//! the counter is hit inside the resolver, once per executed field. A client's counters
+//! share a hash tag (its coarsest bucket), so they are counted in one round trip on
+//! Redis Cluster as on one node, while different clients spread over the slots.
 
 use std::time::Duration;
 
@@ -51,14 +52,14 @@ impl RateLimiter {
         client: &ClientBuckets,
         limit: Limit,
     ) -> Result<(), AppError> {
+        let tag = client.coarsest();
         let counters: Vec<(String, u64)> = client
             .all()
             .iter()
             .map(|bucket| {
-                (
-                    format!("rate-limit:{action}:ip:{}", bucket.key),
-                    limit.attempts.saturating_mul(bucket.factor),
-                )
+                // `{…}` is the hash tag (built without format braces, which Liquid reads).
+                let name = ["rate-limit:", action, ":ip:{", tag, "}:", &bucket.key].concat();
+                (name, limit.attempts.saturating_mul(bucket.factor))
             })
             .collect();
         self.hit_all(&counters, limit).await
@@ -67,8 +68,7 @@ impl RateLimiter {
     /// Counts one attempt in each `(name, allowance)` counter of the window `limit`.
     async fn hit_all(&self, counters: &[(String, u64)], limit: Limit) -> Result<(), AppError> {
         let window = limit.window_secs();
-        // One key per counter and no transaction across them: every counter may live in
-        // a slot of its own on Redis Cluster.
+        // One pipeline, no transaction: each counter stands on its own.
         let mut pipe = redis::pipe();
         for (name, _) in counters {
             let key = self.redis.key(name);

@@ -17,16 +17,23 @@ use crate::{
     redis::{Redis, unavailable},
 };
 
-/// The secret the client presents; shown once, at login.
+/// The secret the client presents; shown once, at login. It is the user's id (32 hex
+/// digits, which place the session's keys in the user's Redis Cluster slot) and 256
+/// random bits (64 hex digits).
 #[derive(Clone)]
 pub struct SessionToken(SecretString);
 
+/// Hex digits of a token: the user's id, then the secret.
+const USER_PART: usize = 32;
+const TOKEN_LEN: usize = USER_PART + 64;
+
 impl SessionToken {
-    pub(super) fn generate() -> Result<Self, AppError> {
+    pub(super) fn generate(user_id: UserId) -> Result<Self, AppError> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness available: {e}")))?;
-        Ok(Self(SecretString::from(hex::encode(bytes))))
+        let token = [user_id.simple(), hex::encode(bytes)].concat();
+        Ok(Self(SecretString::from(token)))
     }
 
     #[cfg(test)]
@@ -38,9 +45,14 @@ impl SessionToken {
         self.0.expose_secret()
     }
 
-    /// Whether `candidate` could be a token at all; anything else skips Redis.
-    pub(super) fn is_well_formed(candidate: &str) -> bool {
-        candidate.len() == 64 && candidate.bytes().all(|b| b.is_ascii_hexdigit())
+    /// The user and the secret of `candidate`, if it could be a token at all; anything
+    /// else skips Redis.
+    pub(super) fn parse(candidate: &str) -> Option<(UserId, &str)> {
+        if candidate.len() != TOKEN_LEN || !candidate.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let (user, secret) = candidate.split_at(USER_PART);
+        Some((UserId::parse(user).ok()?, secret))
     }
 }
 
@@ -104,8 +116,8 @@ impl SessionStore {
         }
     }
 
-    fn session_key(&self, id_hash: &str) -> String {
-        self.redis.key(&format!("session:{id_hash}"))
+    fn session_key(&self, user_id: UserId, id_hash: &str) -> String {
+        super::user_key(&self.redis, user_id, &format!("session:{id_hash}"))
     }
 
     fn user_sessions_key(&self, user_id: UserId) -> String {
@@ -118,9 +130,10 @@ impl SessionStore {
     /// # Errors
     /// `Unavailable` when Redis does not answer.
     pub async fn create(&self, user_id: UserId) -> Result<SessionToken, AppError> {
-        let token = SessionToken::generate()?;
-        let id_hash = hash(token.expose());
-        let session = self.session_key(&id_hash);
+        let token = SessionToken::generate(user_id)?;
+        let (_, secret) = SessionToken::parse(token.expose()).expect("a token just made");
+        let id_hash = hash(secret);
+        let session = self.session_key(user_id, &id_hash);
         let now = crate::clock::unix_secs();
         let user_sessions = self.user_sessions_key(user_id);
         redis::pipe()
@@ -152,11 +165,11 @@ impl SessionStore {
     /// # Errors
     /// `Unavailable` when Redis does not answer.
     pub async fn resolve(&self, token: &str) -> Result<Option<ActiveSession>, AppError> {
-        if !SessionToken::is_well_formed(token) {
+        let Some((token_user, secret)) = SessionToken::parse(token) else {
             return Ok(None);
-        }
-        let id_hash = hash(token);
-        let key = self.session_key(&id_hash);
+        };
+        let id_hash = hash(secret);
+        let key = self.session_key(token_user, &id_hash);
         let mut connection = self.redis.connection();
         let (user_id, created_at, last_seen): (Option<String>, Option<u64>, Option<u64>) =
             connection
@@ -166,6 +179,9 @@ impl SessionStore {
         let (Some(user_id), Some(created_at)) = (user_id, created_at) else {
             return Ok(None);
         };
+        if UserId::parse(&user_id).ok() != Some(token_user) {
+            return Ok(None);
+        }
         let now = crate::clock::unix_secs();
         let age = now.saturating_sub(created_at);
         let Some(remaining) = self
@@ -187,9 +203,10 @@ impl SessionStore {
                 .await
                 .map_err(unavailable)?;
         }
-        Ok(UserId::parse(&user_id)
-            .ok()
-            .map(|user_id| ActiveSession { id_hash, user_id }))
+        Ok(Some(ActiveSession {
+            id_hash,
+            user_id: token_user,
+        }))
     }
 
     /// Ends one session.
@@ -198,7 +215,7 @@ impl SessionStore {
     /// `Unavailable` when Redis does not answer.
     pub async fn revoke(&self, session: &ActiveSession) -> Result<(), AppError> {
         redis::pipe()
-            .del(self.session_key(&session.id_hash))
+            .del(self.session_key(session.user_id, &session.id_hash))
             .ignore()
             .srem(self.user_sessions_key(session.user_id), &session.id_hash)
             .ignore()
@@ -214,7 +231,7 @@ impl SessionStore {
     pub async fn revoke_all(&self, user_id: UserId) -> Result<u64, AppError> {
         REVOKE_ALL
             .key(self.user_sessions_key(user_id))
-            .arg(self.redis.key("session:"))
+            .arg(self.session_key(user_id, ""))
             .invoke_async(&mut self.redis.connection())
             .await
             .map_err(unavailable)
@@ -245,16 +262,17 @@ mod tests {
 
     #[test]
     fn tokens_carry_256_random_bits() {
-        let first = SessionToken::generate().unwrap();
-        let second = SessionToken::generate().unwrap();
+        let user = UserId::generate();
+        let first = SessionToken::generate(user).unwrap();
+        let second = SessionToken::generate(user).unwrap();
 
-        assert!(SessionToken::is_well_formed(first.expose()));
+        assert_eq!(SessionToken::parse(first.expose()).map(|(u, _)| u), Some(user));
         assert_ne!(first.expose(), second.expose());
     }
 
     #[test]
     fn only_the_hash_of_a_token_is_stored() {
-        let token = SessionToken::generate().unwrap();
+        let token = SessionToken::generate(UserId::generate()).unwrap();
 
         let stored = hash(token.expose());
 
@@ -264,8 +282,8 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_not_looked_up() {
-        for token in ["", "abc", &"z".repeat(64), &"a".repeat(65)] {
-            assert!(!SessionToken::is_well_formed(token), "{token}");
+        for token in ["", "abc", &"z".repeat(96), &"a".repeat(97), &"a".repeat(64)] {
+            assert!(SessionToken::parse(token).is_none(), "{token}");
         }
     }
 }

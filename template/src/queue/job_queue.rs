@@ -2,7 +2,7 @@
 
 use std::{marker::PhantomData, sync::Arc, time::Duration};
 
-use redis::{AsyncCommands as _, aio::ConnectionManager};
+use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::{
@@ -13,6 +13,7 @@ use super::{
     scripts,
 };
 use crate::{
+    redis::Connection,
     clock::{as_ms, unix_ms},
     redis::Redis,
 };
@@ -308,7 +309,7 @@ where
         &self.settings
     }
 
-    pub(super) fn connection(&self) -> ConnectionManager {
+    pub(super) fn connection(&self) -> Connection {
         self.redis.connection()
     }
 }

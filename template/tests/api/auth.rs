@@ -540,7 +540,7 @@ async fn redis_outage_answers_503_and_recovers_without_a_restart() {
     let redis = PrivateRedis::start();
     let port = redis.port();
     let url = redis.url();
-    let app = spawn_app_with(|s| s.redis.url = SecretString::from(url)).await;
+    let app = spawn_app_with(|s| s.redis.url = {{crate_name}}::redis::RedisUrl::parse(&url).unwrap()).await;
     let (email, token) = signed_in(&app).await;
 
     redis.stop();

@@ -100,7 +100,7 @@ async fn pings_answered(url: &str) -> u64 {
 async fn health_aliases_share_one_redis_check() {
     let redis = crate::redis_server::PrivateRedis::start();
     let url = redis.url();
-    let app = spawn_app_with(|s| s.redis.url = secrecy::SecretString::from(url.clone())).await;
+    let app = spawn_app_with(|s| s.redis.url = {{crate_name}}::redis::RedisUrl::parse(&url).unwrap()).await;
     let before = pings_answered(&url).await;
 
     ask_ten_times(&app).await;

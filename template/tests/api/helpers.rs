@@ -110,7 +110,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.graphql.graphiql = true;
     let mut companions: Vec<Box<dyn Any + Send>> = Vec::new();
 {%- if uses_redis %}
-    settings.redis.url = secrecy::SecretString::from(crate::redis_server::url());
+    settings.redis.url = {{crate_name}}::redis::RedisUrl::parse(crate::redis_server::url()).expect("a Redis URL");
     // A key prefix per app keeps tests sharing one Redis apart.
     settings.redis.key_prefix = crate::redis_server::unique_prefix();
 {%- endif %}

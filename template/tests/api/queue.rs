@@ -8,7 +8,6 @@ use std::{
 };
 
 use redis::AsyncCommands as _;
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -18,7 +17,7 @@ use {{crate_name}}::{
     jobs::Job,
     monitoring,
     queue::{JobKind, JobQueue, JobRun, JobStats, QueueSettings, worker},
-    redis::{Redis, RedisSettings},
+    redis::{Redis, RedisSettings, RedisUrl},
 };
 
 use crate::{
@@ -121,7 +120,7 @@ impl TestQueue {
         if job.aborts {
             std::process::abort();
         }
-        let broken: bool = observer.exists(self.observer.key("broken")).await?;
+        let broken: bool = observer.exists(self.observed("broken")).await?;
         anyhow::ensure!(!(job.fails_while_broken && broken), "the service is broken");
         anyhow::ensure!(
             run.attempt > job.fail_runs,
@@ -129,15 +128,21 @@ impl TestQueue {
             run.attempt
         );
         let _: () = redis::pipe()
-            .sadd(self.observer.key("effects"), job.id)
+            .sadd(self.observed("effects"), job.id)
             .rpush(self.key("finished_at", job.id), unix_ms())
             .query_async(&mut observer)
             .await?;
         Ok(())
     }
 
+    /// The observer's key `what` of job `id`. Every observer key shares one hash tag, so
+    /// a handler's pipeline stays in one slot on Redis Cluster too.
     fn key(&self, what: &str, id: u32) -> String {
-        self.observer.key(&format!("test:{what}:{id}"))
+        self.observed(&format!("{what}:{id}"))
+    }
+
+    fn observed(&self, name: &str) -> String {
+        self.observer.key(&["{observed}:", name].concat())
     }
 
     pub async fn count(&self, what: &str, id: u32) -> u64 {
@@ -179,13 +184,13 @@ impl TestQueue {
     pub async fn effects(&self) -> u64 {
         self.observer
             .connection()
-            .scard(self.observer.key("effects"))
+            .scard(self.observed("effects"))
             .await
             .unwrap()
     }
 
     pub async fn applied(&self, id: u32) -> bool {
-        let key = self.observer.key("effects");
+        let key = self.observed("effects");
         self.observer.connection().sismember(key, id).await.unwrap()
     }
 
@@ -206,7 +211,7 @@ impl TestQueue {
 
     pub async fn set_broken(&self, broken: bool) {
         let mut observer = self.observer.connection();
-        let key = self.observer.key("broken");
+        let key = self.observed("broken");
         let _: () = if broken {
             observer.set(key, 1).await.unwrap()
         } else {
@@ -218,7 +223,7 @@ impl TestQueue {
 /// A connection to the Redis at `url` whose keys live under `prefix`.
 pub async fn redis_under(url: &str, prefix: &str) -> Redis {
     Redis::connect(&RedisSettings {
-        url: SecretString::from(url),
+        url: RedisUrl::parse(url).expect("a Redis URL"),
         key_prefix: prefix.to_string(),
         timeout: Duration::from_secs(2),
     })

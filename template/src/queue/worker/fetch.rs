@@ -3,11 +3,11 @@
 
 use std::{sync::Arc, time::Instant};
 
-use redis::aio::ConnectionManager;
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::lease::Held;
 use crate::{
+    redis::Connection,
     clock::as_ms,
     queue::{JobError, JobQueue, keys::GROUP, scripts},
 };
@@ -29,7 +29,7 @@ pub(super) struct Fetcher<J> {
     consumer: Arc<str>,
     held: Held,
     /// Blocking reads get a connection of their own, opened on first use.
-    reads: Option<ConnectionManager>,
+    reads: Option<Connection>,
     last_upkeep: Option<Instant>,
 }
 

@@ -12,10 +12,11 @@ use std::{
     time::Duration,
 };
 
-use redis::{AsyncCommands as _, aio::ConnectionManager};
+use redis::AsyncCommands as _;
 use tokio::sync::watch;
 
 use crate::{
+    redis::Connection,
     clock::unix_ms,
     queue::{JobError, keys::QueueKeys, scripts},
     redis::Redis,
@@ -144,7 +145,7 @@ impl Renewer {
         });
     }
 
-    async fn renew(&self, connection: &mut Option<ConnectionManager>) -> Result<(), JobError> {
+    async fn renew(&self, connection: &mut Option<Connection>) -> Result<(), JobError> {
         let connection = match connection {
             Some(connection) => connection,
             empty => empty.insert(self.redis.dedicated_connection(Duration::ZERO).await?),
