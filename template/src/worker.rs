@@ -154,7 +154,7 @@ async fn schedule_purges(jobs: Jobs) {
         ticks.tick().await;
         let period = crate::clock::unix_secs() / every.as_secs();
         let key = format!("purge-dead-jobs:{period}");
-        if let Err(error) = jobs.enqueue_once(Job::PurgeDeadJobs, &key).await {
+        if let Err(error) = jobs.enqueue_keyed(Job::PurgeDeadJobs, &key).await {
             tracing::warn!(error = %error, "Failed to schedule the purge of dead jobs");
         }
     }

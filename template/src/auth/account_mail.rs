@@ -69,16 +69,22 @@ impl AccountMails {
     }
 
     /// Queues `mail` for the worker, which issues its token and retries while the mail
-    /// server fails.
+    /// server fails. A call whose outcome is unknown (Redis timed out) is repeated
+    /// under the same idempotency key: the mail is queued once, never twice.
     ///
     /// # Errors
     /// Fails when the queue is unavailable.
     pub async fn deliver(&self, mail: AccountMail) -> anyhow::Result<()> {
-        self.0
-            .enqueue(mail)
-            .await
-            .context("Failed to queue an account mail")?;
-        Ok(())
+        const TRIES: u32 = 3;
+        let key = format!("account-mail:{}", uuid::Uuid::new_v4().simple());
+        let mut tries = 1;
+        loop {
+            match self.0.enqueue_keyed(mail.clone(), &key).await {
+                Ok(_) => return Ok(()),
+                Err(error) if error.outcome_unknown() && tries < TRIES => tries += 1,
+                Err(error) => return Err(error).context("Failed to queue an account mail"),
+            }
+        }
     }
 {%- else %}
     /// Account mails sent at once through `mailer`.

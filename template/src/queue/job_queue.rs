@@ -31,6 +31,86 @@ pub enum JobError {
     Json(#[from] serde_json::Error),
 }
 
+/// An enqueue that failed, and what is known of the job since.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// The job is certainly not queued: nothing reached Redis, or Redis refused it.
+    #[error("the job was not queued: {0}")]
+    NotQueued(#[source] JobError),
+    /// The request reached Redis but its answer did not come back (a timeout, a dropped
+    /// connection): each job may or may not be queued. Enqueue again with the same
+    /// key ([`JobQueue::enqueue_keyed`]) to have it queued exactly once.
+    #[error("the jobs {keys:?} may or may not be queued: {source}")]
+    Unknown {
+        /// Each job's idempotency key, with the id it was queued under if it was.
+        keys: Vec<String>,
+        ids: Vec<JobId>,
+        #[source]
+        source: JobError,
+    },
+}
+
+impl EnqueueError {
+    fn from_redis<J>(error: redis::RedisError, jobs: &[Pending<J>]) -> Self {
+        if may_have_run(&error) {
+            return Self::Unknown {
+                keys: jobs.iter().map(|pending| pending.key.clone()).collect(),
+                ids: jobs.iter().map(|pending| pending.envelope.id).collect(),
+                source: error.into(),
+            };
+        }
+        Self::NotQueued(error.into())
+    }
+
+    /// Whether the job may have been queued despite the error.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Unknown { .. })
+    }
+}
+
+/// Whether a request that failed with `error` may have run on the server: it timed out,
+/// or its connection broke after the request could have been read. A refused or absent
+/// connection, a write into a closed one, or an error answer mean it did not.
+fn may_have_run(error: &redis::RedisError) -> bool {
+    use std::io::ErrorKind;
+    if !error.is_io_error() {
+        return error.is_timeout();
+    }
+    // redis keeps the I/O error behind an `Arc` of its own.
+    let io = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>())
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>());
+    !matches!(
+        io.map(std::io::Error::kind),
+        Some(ErrorKind::ConnectionRefused | ErrorKind::NotConnected | ErrorKind::BrokenPipe | ErrorKind::NotFound)
+    )
+}
+
+/// A job on its way in: its envelope, its idempotency key and when it is due.
+struct Pending<J> {
+    envelope: Envelope<J>,
+    key: String,
+    /// Unix ms, or `None` to run as soon as a worker is free.
+    due_ms: Option<u64>,
+}
+
+impl<J> Pending<J> {
+    fn new(job: J, key: Option<&str>, due_ms: Option<u64>) -> Self {
+        let envelope = Envelope::new(job);
+        let key = key.map_or_else(|| envelope.id.to_string(), str::to_string);
+        Self {
+            envelope,
+            key,
+            due_ms,
+        }
+    }
+}
+
+/// The id of a one-job enqueue.
+fn first(ids: Vec<JobId>) -> JobId {
+    ids.into_iter().next().expect("one job queued, one id")
+}
+
 /// Counts of jobs per state, as `jobs stats` prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct JobStats {
@@ -96,102 +176,85 @@ where
         }
     }
 
-    /// Queues `job` for the next free worker.
+    /// Queues `job` for the next free worker. Its id is its idempotency key: after
+    /// [`EnqueueError::Unknown`], [`JobQueue::enqueue_keyed`] with that key queues it at
+    /// most once.
     ///
     /// # Errors
-    /// Fails when Redis is unavailable; the job is then not queued.
-    pub async fn enqueue(&self, job: J) -> Result<JobId, JobError>
+    /// [`EnqueueError`]: not queued, or not known to be.
+    pub async fn enqueue(&self, job: J) -> Result<JobId, EnqueueError>
     where
         J: JobKind,
     {
-        let kind = job.kind();
-        let envelope = Envelope::new(job);
-        let _: String = self
-            .connection()
-            .xadd(
-                &self.keys.stream,
-                "*",
-                &[("job", serde_json::to_string(&envelope)?)],
-            )
-            .await?;
-        metrics::enqueued(kind);
-        Ok(envelope.id)
+        self.enqueue_all_with(vec![Pending::new(job, None, None)]).await.map(first)
     }
 
-    /// Queues `job` to run once `delay` has passed.
+    /// Queues `job` unless a job was queued under `key` within the idempotency window
+    /// (`jobs.idempotency_window_secs`); returns the id of the job `key` stands for, new
+    /// or earlier. Retrying after any error is therefore safe.
     ///
     /// # Errors
-    /// Fails when Redis is unavailable; the job is then not queued.
-    pub async fn enqueue_in(&self, job: J, delay: Duration) -> Result<JobId, JobError>
+    /// [`EnqueueError`]: not queued, or not known to be.
+    pub async fn enqueue_keyed(&self, job: J, key: &str) -> Result<JobId, EnqueueError>
     where
         J: JobKind,
     {
-        let kind = job.kind();
-        let envelope = Envelope::new(job);
+        self.enqueue_all_with(vec![Pending::new(job, Some(key), None)]).await.map(first)
+    }
+
+    /// Queues `job` to run once `delay` has passed, under its id as key.
+    ///
+    /// # Errors
+    /// [`EnqueueError`]: not queued, or not known to be.
+    pub async fn enqueue_in(&self, job: J, delay: Duration) -> Result<JobId, EnqueueError>
+    where
+        J: JobKind,
+    {
         let due = unix_ms().saturating_add(as_ms(delay));
-        let _: () = self
-            .connection()
-            .zadd(&self.keys.delayed, serde_json::to_string(&envelope)?, due)
-            .await?;
-        metrics::enqueued(kind);
-        Ok(envelope.id)
+        self.enqueue_all_with(vec![Pending::new(job, None, Some(due))]).await.map(first)
     }
 
-    /// Queues `job` unless a job queued under the same `key` in the last two purge
-    /// intervals exists: lets every worker process schedule a periodic job, once.
-    /// Returns the id of the job the key stands for, new or earlier.
+    /// Queues every job in one step: all of them or, when Redis fails, none; each under
+    /// its id as key.
     ///
     /// # Errors
-    /// Fails when Redis is unavailable.
-    pub async fn enqueue_once(&self, job: J, key: &str) -> Result<JobId, JobError>
+    /// [`EnqueueError`]: none queued, or not known whether all were.
+    pub async fn enqueue_all(&self, jobs: Vec<J>) -> Result<Vec<JobId>, EnqueueError>
     where
         J: JobKind,
     {
-        let kind = job.kind();
-        let envelope = Envelope::new(job);
-        let remember = self.settings.purge_interval * 2;
-        let holder = scripts::enqueue_once(
-            &mut self.connection(),
-            &self.keys,
-            &self.keys.once(key),
-            &envelope.id.to_string(),
-            &serde_json::to_string(&envelope)?,
-            as_ms(remember),
-        )
-        .await?;
-        // The key holds ids this queue wrote; anything else would be a foreign key.
-        let id = holder.parse().unwrap_or(envelope.id);
-        if id == envelope.id {
-            metrics::enqueued(kind);
+        let pending = jobs.into_iter().map(|job| Pending::new(job, None, None)).collect();
+        self.enqueue_all_with(pending).await
+    }
+
+    async fn enqueue_all_with(&self, jobs: Vec<Pending<J>>) -> Result<Vec<JobId>, EnqueueError>
+    where
+        J: JobKind,
+    {
+        let mut entries = Vec::with_capacity(jobs.len());
+        for pending in &jobs {
+            let payload = serde_json::to_string(&pending.envelope)
+                .map_err(|error| EnqueueError::NotQueued(error.into()))?;
+            entries.push(scripts::NewJob {
+                holder: self.keys.idempotency(&pending.key),
+                id: pending.envelope.id.to_string(),
+                payload,
+                due_ms: pending.due_ms,
+            });
         }
-        Ok(id)
-    }
-
-    /// Queues every job in one transaction: all of them or, when Redis fails, none.
-    ///
-    /// # Errors
-    /// Fails when Redis is unavailable; no job is then queued.
-    pub async fn enqueue_all(&self, jobs: Vec<J>) -> Result<Vec<JobId>, JobError>
-    where
-        J: JobKind,
-    {
-        let kinds: Vec<_> = jobs.iter().map(JobKind::kind).collect();
+        let window = as_ms(self.settings.idempotency_window);
+        let holders = scripts::enqueue(&mut self.connection(), &self.keys, window, &entries)
+            .await
+            .map_err(|error| EnqueueError::from_redis(error, &jobs))?;
         let mut ids = Vec::with_capacity(jobs.len());
-        let mut transaction = redis::pipe();
-        transaction.atomic();
-        for job in jobs {
-            let envelope = Envelope::new(job);
-            ids.push(envelope.id);
-            transaction
-                .xadd(
-                    &self.keys.stream,
-                    "*",
-                    &[("job", serde_json::to_string(&envelope)?)],
-                )
-                .ignore();
+        for (pending, holder) in jobs.iter().zip(holders) {
+            // The key holds ids this queue wrote; anything else would be a foreign key.
+            let id = holder.parse().unwrap_or(pending.envelope.id);
+            if id == pending.envelope.id {
+                metrics::enqueued(pending.envelope.job.kind());
+            }
+            ids.push(id);
         }
-        let _: () = transaction.query_async(&mut self.connection()).await?;
-        kinds.into_iter().for_each(metrics::enqueued);
         Ok(ids)
     }
 

@@ -37,9 +37,9 @@ impl QueueKeys {
         }
     }
 
-    /// Remembers the job queued under an `enqueue_once` key.
-    pub fn once(&self, key: &str) -> String {
-        format!("{}:once:{key}", self.tag)
+    /// Remembers the id of the job queued under idempotency key `key`.
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}:key:{key}", self.tag)
     }
 }
 
@@ -59,6 +59,6 @@ mod tests {
         ] {
             assert!(key.starts_with("{shop:jobs}:"), "{key}");
         }
-        assert_eq!(keys.once("nightly:7"), "{shop:jobs}:once:nightly:7");
+        assert_eq!(keys.idempotency("nightly:7"), "{shop:jobs}:key:nightly:7");
     }
 }

@@ -17,7 +17,7 @@ mod settings;
 pub mod worker;
 
 pub use envelope::{JobId, JobRun};
-pub use job_queue::{DeadJob, JobError, JobQueue, JobStats};
+pub use job_queue::{DeadJob, EnqueueError, JobError, JobQueue, JobStats};
 pub use metrics::{JobKind, report_depth};
 pub use outbox::Outbox;
 pub use settings::{Backoff, QueueSettings};

@@ -5,9 +5,9 @@ use std::{pin::Pin, sync::Arc};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{JobError, JobId, JobKind, JobQueue};
+use super::{EnqueueError, JobId, JobKind, JobQueue};
 
-type Enqueued<'a> = Pin<Box<dyn Future<Output = Result<JobId, JobError>> + Send + 'a>>;
+type Enqueued<'a> = Pin<Box<dyn Future<Output = Result<JobId, EnqueueError>> + Send + 'a>>;
 
 /// Enqueues `T`s as jobs of the queue it came from (see [`JobQueue::outbox`]).
 pub struct Outbox<T>(Arc<dyn Enqueue<T>>);
@@ -19,17 +19,17 @@ impl<T> Clone for Outbox<T> {
 }
 
 impl<T: Send + 'static> Outbox<T> {
-    /// Queues `item` for the next free worker.
+    /// Queues `item` under the idempotency `key` (see [`JobQueue::enqueue_keyed`]).
     ///
     /// # Errors
-    /// Fails when Redis is unavailable; the job is then not queued.
-    pub async fn enqueue(&self, item: T) -> Result<JobId, JobError> {
-        self.0.enqueue(item).await
+    /// [`EnqueueError`]: not queued, or not known to be.
+    pub async fn enqueue_keyed(&self, item: T, key: &str) -> Result<JobId, EnqueueError> {
+        self.0.enqueue_keyed(item, key).await
     }
 }
 
 trait Enqueue<T>: Send + Sync {
-    fn enqueue(&self, item: T) -> Enqueued<'_>;
+    fn enqueue_keyed<'a>(&'a self, item: T, key: &'a str) -> Enqueued<'a>;
 }
 
 impl<J, T> Enqueue<T> for JobQueue<J>
@@ -37,8 +37,8 @@ where
     J: From<T> + Serialize + DeserializeOwned + JobKind + Send + 'static,
     T: Send + 'static,
 {
-    fn enqueue(&self, item: T) -> Enqueued<'_> {
-        Box::pin(JobQueue::enqueue(self, J::from(item)))
+    fn enqueue_keyed<'a>(&'a self, item: T, key: &'a str) -> Enqueued<'a> {
+        Box::pin(JobQueue::enqueue_keyed(self, J::from(item), key))
     }
 }
 

@@ -40,35 +40,59 @@ fn plain(body: &str) -> Script {
 }
 
 script!(
-    ENQUEUE_ONCE,
+    ENQUEUE,
     plain,
     r"
-        local holder = redis.call('GET', KEYS[1])
-        if holder then return holder end
-        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-        redis.call('XADD', KEYS[2], '*', 'job', ARGV[2])
-        return ARGV[1]
+        local window = ARGV[1]
+        local ids = {}
+        for n = 1, #KEYS - 2 do
+            local id, payload, due = ARGV[3 * n - 1], ARGV[3 * n], ARGV[3 * n + 1]
+            local holder = redis.call('GET', KEYS[n + 2])
+            if holder then
+                ids[n] = holder
+            else
+                redis.call('SET', KEYS[n + 2], id, 'PX', window)
+                if due == '' then
+                    redis.call('XADD', KEYS[1], '*', 'job', payload)
+                else
+                    redis.call('ZADD', KEYS[2], due, payload)
+                end
+                ids[n] = id
+            end
+        end
+        return ids
         "
 );
 
-/// Queues `payload` (job `id`) unless `once` names a job already, which the key then
-/// remembers for `remember_ms`. Returns the id of the job `once` stands for.
-pub async fn enqueue_once<C: ConnectionLike + Send>(
+/// A job to queue: the idempotency key that holds its id, the id, the envelope's JSON,
+/// and when it is due (Unix ms; `None`: at once).
+pub struct NewJob {
+    pub holder: String,
+    pub id: String,
+    pub payload: String,
+    pub due_ms: Option<u64>,
+}
+
+/// Queues each of `jobs` whose idempotency key holds no id yet (on the stream, or in
+/// the delayed set when due later) and lets its key hold its id for `window_ms`, all in
+/// one step. Returns, per job, the id its key holds: its own, or an earlier job's.
+pub async fn enqueue<C: ConnectionLike + Send>(
     connection: &mut C,
     keys: &QueueKeys,
-    once: &str,
-    id: &str,
-    payload: &str,
-    remember_ms: u64,
-) -> RedisResult<String> {
-    ENQUEUE_ONCE
-        .key(once)
-        .key(&keys.stream)
-        .arg(id)
-        .arg(payload)
-        .arg(remember_ms)
-        .invoke_async(connection)
-        .await
+    window_ms: u64,
+    jobs: &[NewJob],
+) -> RedisResult<Vec<String>> {
+    let mut invocation = ENQUEUE.key(&keys.stream);
+    invocation.key(&keys.delayed).arg(window_ms);
+    for job in jobs {
+        let due = job.due_ms.map_or_else(String::new, |due| due.to_string());
+        invocation
+            .key(&job.holder)
+            .arg(&job.id)
+            .arg(&job.payload)
+            .arg(due);
+    }
+    invocation.invoke_async(connection).await
 }
 
 script!(
@@ -106,41 +130,77 @@ script!(
     CLAIM_STALE,
     plain,
     r"
-        local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0',
-            'COUNT', ARGV[4])
-        local out = {}
-        for _, entry in ipairs(claimed[2]) do
+        local found = redis.pcall('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[5], '+',
+            ARGV[4])
+        if type(found) == 'table' and found.err then
+            if string.find(found.err, 'NOGROUP', 1, true) then return {'', {}, 0} end
+            return redis.error_reply(found.err)
+        end
+        local out, last = {}, nil
+        for _, pending in ipairs(found) do
+            local id, owner, deliveries = pending[1], pending[2], pending[4]
+            last = id
+            local claimed
+            if owner == ARGV[2] then
+                -- Its own entry, renewed late: no new delivery.
+                claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id,
+                    'RETRYCOUNT', deliveries)
+            else
+                claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], id)
+                deliveries = deliveries + 1
+            end
+            local entry = claimed[1]
             if type(entry) == 'table' and type(entry[2]) == 'table' then
-                local id, fields, job = entry[1], entry[2], ''
+                local fields, job = entry[2], ''
                 for i = 1, #fields, 2 do
                     if fields[i] == 'job' then job = fields[i + 1] end
                 end
-                local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-                table.insert(out, {id, job, pending[1][4]})
+                table.insert(out, {id, job, deliveries})
+            else
+                -- Deleted from the stream while pending: nothing is left to run.
+                redis.call('XACK', KEYS[1], ARGV[1], id)
             end
         end
-        return out
+        local cursor = '-'
+        if #found == tonumber(ARGV[4]) then cursor = '(' .. last end
+        return {cursor, out, 1}
         "
 );
 
+/// What [`claim_stale`] took over, and where its next call goes on.
+pub struct Stale {
+    /// `(entry id, job, deliveries)` per entry, this delivery counted unless the entry
+    /// was this consumer's own.
+    pub entries: Vec<(String, String, u32)>,
+    /// Where the next look starts: after the last entry looked at, or from the start
+    /// once the end was reached.
+    pub cursor: String,
+}
+
 /// Takes over, for `consumer`, up to `count` entries pending for `min_idle_ms` or more
-/// (their worker died or stalled). Returns `(entry id, job, deliveries)` per entry;
-/// XAUTOCLAIM has counted this delivery.
+/// (their worker died or stalled), looking from `cursor` (`-`: the start) on. An entry
+/// of `consumer`'s own (its renewals came late) is taken back without counting a
+/// delivery. `None` when the queue has no consumer group yet (or lost it with its
+/// data); the script says so itself, so it does not rely on how a Redis version passes
+/// a command's error out of Lua.
 pub async fn claim_stale<C: ConnectionLike + Send>(
     connection: &mut C,
     keys: &QueueKeys,
     consumer: &str,
     min_idle_ms: u64,
     count: usize,
-) -> RedisResult<Vec<(String, String, u32)>> {
-    CLAIM_STALE
+    cursor: &str,
+) -> RedisResult<Option<Stale>> {
+    let (cursor, entries, group): (String, Vec<(String, String, u32)>, u8) = CLAIM_STALE
         .key(&keys.stream)
         .arg(GROUP)
         .arg(consumer)
         .arg(min_idle_ms)
         .arg(count)
+        .arg(cursor)
         .invoke_async(connection)
-        .await
+        .await?;
+    Ok((group == 1).then_some(Stale { entries, cursor }))
 }
 
 script!(

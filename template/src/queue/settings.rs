@@ -22,6 +22,8 @@ pub struct QueueSettings {
     pub retention: Duration,
     pub purge_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// How long an idempotency key holds the id of the job queued under it.
+    pub idempotency_window: Duration,
 }
 
 /// Waits between the runs of a failing job: `min` doubled per failure, capped at `max`.
@@ -69,6 +71,7 @@ struct JobsSection {
     retention_hours: u64,
     purge_interval_secs: u64,
     shutdown_timeout_secs: u64,
+    idempotency_window_secs: u64,
 }
 
 /// `value` of `key`, which must not be zero.
@@ -105,6 +108,7 @@ impl TryFrom<JobsSection> for QueueSettings {
             retention,
             purge_interval: secs("purge_interval_secs", section.purge_interval_secs)?,
             shutdown_timeout: Duration::from_secs(section.shutdown_timeout_secs),
+            idempotency_window: secs("idempotency_window_secs", section.idempotency_window_secs)?,
         })
     }
 }

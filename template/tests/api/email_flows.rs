@@ -367,41 +367,6 @@ async fn an_address_receives_at_most_its_share_of_mails() {
     assert_eq!(error_code(&reset_request), "RATE_LIMITED");
 }
 
-/// A TCP proxy holding every chunk a client sends for `delay` before passing it on: each
-/// round trip to the server behind it takes `delay` longer, so one more round trip on a
-/// request's path shows in its latency.
-async fn slow_proxy(target: String, delay: Duration) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let target = target.clone();
-            tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(target).await else {
-                    return;
-                };
-                let (mut from_client, mut to_client) = client.into_split();
-                let (mut from_server, mut to_server) = server.into_split();
-                let upstream = async {
-                    let mut chunk = vec![0; 64 * 1024];
-                    while let Ok(read @ 1..) = from_client.read(&mut chunk).await {
-                        tokio::time::sleep(delay).await;
-                        if to_server.write_all(&chunk[..read]).await.is_err() {
-                            break;
-                        }
-                    }
-                };
-                let downstream = tokio::io::copy(&mut from_server, &mut to_client);
-                tokio::select! {
-                    () = upstream => {}
-                    _ = downstream => {}
-                }
-            });
-        }
-    });
-    port
-}
-
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -414,14 +379,9 @@ async fn known_and_unknown_addresses_are_answered_in_the_same_time() {
     let delay = Duration::from_millis(30);
     // A proxy can stand in front of one node only: a cluster's clients follow redirects.
     let server = redis_server::PrivateRedis::start();
-    let redis = server.url();
-    let authority = redis.trim_start_matches("redis://");
-    let authority = authority.split('/').next().unwrap();
-    let authority = authority.rsplit('@').next().unwrap();
-    let port = slow_proxy(authority.to_string(), delay).await;
-    let proxied = redis.replacen(authority, &format!("127.0.0.1:{port}"), 1);
+    let proxy = redis_server::LaggingProxy::start(server.port(), redis_server::Lag::Requests(delay)).await;
     let app = spawn_app_with(|s| {
-        s.redis.url = {{crate_name}}::redis::RedisUrl::parse(&proxied).unwrap();
+        s.redis.url = {{crate_name}}::redis::RedisUrl::parse(&proxy.url()).unwrap();
         s.auth.login_attempts_per_ip = 1000;
         s.auth.mails_per_address = 1000;
         s.auth.mails_per_client = 1000;

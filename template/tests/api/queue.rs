@@ -16,14 +16,14 @@ use {{crate_name}}::{
     clock::unix_ms,
     jobs::Job,
     monitoring,
-    queue::{JobKind, JobQueue, JobRun, JobStats, QueueSettings, worker},
+    queue::{EnqueueError, JobKind, JobQueue, JobRun, JobStats, QueueSettings, worker},
     redis::{Redis, RedisSettings, RedisUrl},
 };
 
 use crate::{
     helpers::{TestApp, free_port, spawn_app},
     metrics::Scrape,
-    redis_server::PrivateRedis,
+    redis_server::{Lag, LaggingProxy, PrivateRedis},
 };
 
 /// A job whose handler records its runs, can sleep, block its thread, fail, panic or
@@ -251,6 +251,7 @@ pub fn fast_settings_with(overrides: &str) -> QueueSettings {
         retention_hours = 1
         purge_interval_secs = 3600
         shutdown_timeout_secs = 10
+        idempotency_window_secs = 600
     ";
     let toml = |text: &str| config::File::from_str(text, config::FileFormat::Toml);
     config::Config::builder()
@@ -562,10 +563,16 @@ async fn backlogs_arriving_while_workers_run_are_all_worked_off() {
         .enqueue_all((0..12_000).map(quiet).collect())
         .await
         .unwrap();
-    // ...and 12 000 delayed ones falling due together.
-    let delayed =
-        (12_000..24_000).map(|id| test.queue.enqueue_in(quiet(id), Duration::from_secs(2)));
-    futures_util::future::try_join_all(delayed).await.unwrap();
+    // ...and 12 000 delayed ones falling due together, queued 500 calls at a time: as
+    // many calls at once as a busy service makes, not 12 000 on one connection.
+    let due = unix_ms() + 2000;
+    for batch in (12_000..24_000).collect::<Vec<u32>>().chunks(500) {
+        let delayed = batch.iter().map(|id| {
+            let delay = Duration::from_millis(due.saturating_sub(unix_ms()));
+            test.queue.enqueue_in(quiet(*id), delay)
+        });
+        futures_util::future::try_join_all(delayed).await.unwrap();
+    }
 
     eventually("24 000 jobs to run", Duration::from_secs(120), || async {
         test.effects().await == 24_000
@@ -577,20 +584,20 @@ async fn backlogs_arriving_while_workers_run_are_all_worked_off() {
 }
 
 #[tokio::test]
-async fn enqueue_once_queues_one_job_per_key() {
+async fn an_idempotency_key_queues_one_job() {
     let test = TestQueue::new().await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(
             test.queue
-                .enqueue_once(TestJob::default(), "nightly:42")
+                .enqueue_keyed(TestJob::default(), "nightly:42")
                 .await
                 .unwrap(),
         );
     }
     let other = test
         .queue
-        .enqueue_once(TestJob::default(), "nightly:43")
+        .enqueue_keyed(TestJob::default(), "nightly:43")
         .await
         .unwrap();
 
@@ -830,4 +837,128 @@ async fn the_app_enqueues_jobs_its_worker_runs() {
     let stats = app.state.jobs.stats().await.unwrap();
     assert!(stats.done >= 1, "{stats:?}");
     assert_eq!(stats.dead, 0);
+}
+
+#[tokio::test]
+async fn a_retried_enqueue_under_the_same_key_runs_once_even_after_a_timeout() {
+    // Arrange: Redis behind a proxy that holds its answers longer than the timeout, so
+    // the enqueue runs but its caller hears nothing back in time.
+    let server = PrivateRedis::start();
+    let proxy = LaggingProxy::start(server.port(), Lag::None).await;
+    let prefix = unique_prefix();
+    let redis = Redis::connect(&RedisSettings {
+        url: RedisUrl::parse(&proxy.url()).unwrap(),
+        key_prefix: prefix.clone(),
+        timeout: Duration::from_millis(300),
+    })
+    .await
+    .unwrap();
+    let queue: JobQueue<TestJob> = JobQueue::new(&redis, &fast_settings(), "jobs");
+    // Redis learns the enqueue script first: otherwise the first call would wait for its
+    // `NOSCRIPT` answer and never send the script itself.
+    JobQueue::<TestJob>::new(&redis, &fast_settings(), "warm-up")
+        .enqueue(TestJob::new(0))
+        .await
+        .unwrap();
+    let job = TestJob::new(9);
+    proxy.set(Lag::Answers(Duration::from_secs(1)));
+
+    // Act: the first call times out, yet queues the job; the retry uses its key.
+    let error = queue.enqueue(job.clone()).await.unwrap_err();
+    proxy.set(Lag::None);
+    let EnqueueError::Unknown { keys, ids, .. } = &error else {
+        panic!("a timeout leaves the outcome unknown: {error:?}");
+    };
+    // A caller backs off before trying again; the held answer arrives meanwhile.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let retried = queue.enqueue_keyed(job, &keys[0]).await.unwrap();
+
+    // Assert: the retry found the first call's job, which runs once.
+    assert_eq!(retried, ids[0]);
+    let test = TestQueue::on(&server.url(), &prefix, fast_settings()).await;
+    let (_stop, _worker) = test.start_worker();
+    eventually("the job to run", WAIT, || async { test.effects().await == 1 }).await;
+    test.wait_until_idle(WAIT).await;
+    assert_eq!(test.count("starts", 9).await, 1);
+    assert_eq!(test.stats().await.done, 1);
+}
+
+#[tokio::test]
+async fn an_enqueue_that_never_reached_redis_says_the_job_is_not_queued() {
+    let server = PrivateRedis::start();
+    let redis = redis_under(&server.url(), &unique_prefix()).await;
+    let queue: JobQueue<TestJob> = JobQueue::new(&redis, &fast_settings(), "jobs");
+    server.stop();
+    // The connection notices its server is gone, and finds nobody to reconnect to.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let error = queue.enqueue(TestJob::new(1)).await.unwrap_err();
+
+    assert!(!error.outcome_unknown(), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_dead_workers_jobs_behind_many_live_ones_are_recovered() {
+    // Arrange: 400 jobs held by a live worker that keeps renewing them, then 20 held by
+    // a worker that died; only the real worker below runs jobs.
+    let test = TestQueue::new().await;
+    let live: Vec<TestJob> = (0..400).map(|id| TestJob { quiet: true, ..TestJob::new(id) }).collect();
+    let dead: Vec<TestJob> = (1000..1020).map(|id| TestJob { quiet: true, ..TestJob::new(id) }).collect();
+    test.queue.enqueue_all(live).await.unwrap();
+    test.queue.enqueue_all(dead).await.unwrap();
+    // The queue's stream, as `QueueKeys` names it.
+    let stream = ["{", &test.prefix, "jobs}:stream"].concat();
+    let mut raw = test.observer.connection();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("workers")
+        .arg("0")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let read = async |consumer: &str, count: usize| -> Vec<String> {
+        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("workers")
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(">")
+            .query_async(&mut test.observer.connection())
+            .await
+            .unwrap();
+        reply.keys.into_iter().flat_map(|key| key.ids).map(|entry| entry.id).collect()
+    };
+    let live_entries = read("live-worker", 400).await;
+    read("dead-worker", 20).await;
+    let renewing = tokio::spawn({
+        let (mut raw, stream) = (test.observer.connection(), stream.clone());
+        async move {
+            loop {
+                let _: redis::RedisResult<()> = redis::cmd("XCLAIM")
+                    .arg(&stream)
+                    .arg("workers")
+                    .arg("live-worker")
+                    .arg(0)
+                    .arg(&live_entries)
+                    .arg("JUSTID")
+                    .query_async(&mut raw)
+                    .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    });
+
+    // Act: the dead worker's lease (2 s) runs out while a worker polls.
+    let (_stop, _worker) = test.start_worker();
+
+    // Assert
+    eventually("the dead worker's 20 jobs to run", Duration::from_secs(15), || async {
+        test.effects().await == 20
+    })
+    .await;
+    renewing.abort();
 }

@@ -114,3 +114,61 @@ async fn no_job_is_lost_when_every_connection_is_killed_three_times() {
     let server = PrivateRedis::start();
     survive(&server, Fault::KillConnections(3)).await;
 }
+
+#[tokio::test]
+async fn a_workers_own_job_it_finds_stale_is_not_counted_as_another_delivery() {
+    // Arrange: one long job running on a private Redis.
+    let server = PrivateRedis::start();
+    let test = TestQueue::on(&server.url(), &unique_prefix(), fast_settings_with("")).await;
+    test.queue
+        .enqueue(TestJob {
+            sleep_ms: 6000,
+            ..TestJob::new(1)
+        })
+        .await
+        .unwrap();
+    let (_stop, _worker) = test.start_worker();
+    eventually("the job to start", Duration::from_secs(10), || async {
+        test.count("starts", 1).await == 1
+    })
+    .await;
+    let stream = ["{", &test.prefix, "jobs}:stream"].concat();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let pending = async |raw: &mut redis::aio::MultiplexedConnection| -> Vec<(String, String, u64, u32)> {
+        redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("workers")
+            .arg("-")
+            .arg("+")
+            .arg(10)
+            .query_async(raw)
+            .await
+            .unwrap()
+    };
+    let (entry, worker, _, _) = pending(&mut raw).await.remove(0);
+
+    // Act: the entry looks as if its renewals had stopped ten seconds ago, as after a
+    // stall, so the worker's next polls find its own job stale.
+    for _ in 0..5 {
+        let _: () = redis::cmd("XCLAIM")
+            .arg(&stream)
+            .arg("workers")
+            .arg(&worker)
+            .arg(0)
+            .arg(&entry)
+            .arg("IDLE")
+            .arg(10_000)
+            .arg("JUSTID")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Assert: still its first delivery, still with its worker, run once.
+    let now = pending(&mut raw).await;
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!((&now[0].1, now[0].3), (&worker, 1), "{now:?}");
+    assert_eq!(test.count("starts", 1).await, 1);
+}

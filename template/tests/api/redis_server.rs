@@ -1,6 +1,11 @@
 //! A Redis for the tests: `REDIS_URL` when set, else a server already answering on
 //! 127.0.0.1:6379, else a private `redis-server` on a free port. Tests keep apart by key
 //! prefix, so they can share one server.
+//!
+//! With `TEST_REDIS=cluster` the tests share a Redis Cluster instead: the one
+//! `TEST_REDIS_CLUSTER` names (`redis+cluster://host:port,…`), else a private cluster of
+//! three masters started from the same binaries. Tests of the cluster itself (a master
+//! killed, a failover) start clusters of their own.
 
 use std::{
     io::{Read, Write},
@@ -20,6 +25,9 @@ pub fn unique_prefix() -> String {
 /// The Redis URL the tests share.
 pub fn url() -> &'static str {
     SHARED.get_or_init(|| {
+        if std::env::var("TEST_REDIS").is_ok_and(|kind| kind == "cluster") {
+            return cluster_url();
+        }
         if let Ok(url) = std::env::var("REDIS_URL") {
             return url;
         }
@@ -33,6 +41,130 @@ pub fn url() -> &'static str {
         std::mem::forget(server);
         url
     })
+}
+
+/// Whether the tests share a Redis Cluster (see the module docs).
+pub fn on_cluster() -> bool {
+    url().starts_with("redis+cluster://")
+}
+
+fn cluster_url() -> String {
+    if let Ok(url) = std::env::var("TEST_REDIS_CLUSTER") {
+        return url;
+    }
+    let cluster = PrivateCluster::start(3, 0);
+    let url = cluster.url();
+    // Lives as long as the test binary, as the private server above.
+    std::mem::forget(cluster);
+    url
+}
+
+/// A Redis Cluster of our own on loopback: `masters` masters, each with `replicas`
+/// replicas, which take over within about two seconds of their master's death.
+pub struct PrivateCluster {
+    pub nodes: Vec<PrivateRedis>,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateCluster {
+    pub fn start(masters: usize, replicas: usize) -> Self {
+        let dir = tempfile::tempdir().expect("Failed to create the cluster's folder");
+        let nodes: Vec<PrivateRedis> = (0..masters * (1 + replicas))
+            .map(|_| {
+                let port = cluster_port();
+                let options = format!(
+                    "--save '' --appendonly no --cluster-enabled yes --cluster-node-timeout 1000 \
+                     --cluster-config-file nodes-{port}.conf --dir {}",
+                    dir.path().display()
+                );
+                PrivateRedis::launch(port, &options)
+            })
+            .collect();
+        let addresses: Vec<String> = nodes.iter().map(|node| format!("127.0.0.1:{}", node.port())).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("Failed to run redis-cli: install Redis or set TEST_REDIS_CLUSTER");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_until_ok(Duration::from_secs(15));
+        cluster
+    }
+
+    /// `redis+cluster://` with every node as a seed.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|node| format!("127.0.0.1:{}", node.port())).collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// `redis-cli -p <port> <args>`'s output.
+    pub fn cli(port: u16, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("Failed to run redis-cli");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Whether every node that answers says every slot is served.
+    pub fn is_ok(&self) -> bool {
+        self.nodes
+            .iter()
+            .filter(|node| answers(([127, 0, 0, 1], node.port()).into()))
+            .all(|node| Self::cli(node.port(), &["cluster", "info"]).contains("cluster_state:ok"))
+    }
+
+    /// Waits until [`PrivateCluster::is_ok`], failing after `limit`.
+    pub fn wait_until_ok(&self, limit: Duration) {
+        let started = Instant::now();
+        while !self.is_ok() {
+            assert!(started.elapsed() < limit, "the cluster did not come up in {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The port of the master serving `key`'s slot.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let any = self.nodes[0].port();
+        let slot = Self::cli(any, &["cluster", "keyslot", key]);
+        let slot: u16 = slot.trim().parse().expect("a slot number");
+        // `cluster nodes` lists `<id> <ip:port@bus> <flags> … <from>-<to> …` per node.
+        Self::cli(any, &["cluster", "nodes"])
+            .lines()
+            .filter(|line| line.contains("master") && !line.contains("fail"))
+            .find(|line| {
+                line.split_whitespace().skip(8).any(|range| {
+                    let (from, to) = range.split_once('-').unwrap_or((range, range));
+                    let (from, to) = (from.parse::<u16>(), to.parse::<u16>());
+                    matches!((from, to), (Ok(from), Ok(to)) if (from..=to).contains(&slot))
+                })
+            })
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|address| address.split(['@', ':']).nth(1))
+            .and_then(|port| port.parse().ok())
+            .expect("a master serves every slot")
+    }
+}
+
+/// A free port whose cluster bus port (10000 above) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = crate::helpers::free_port();
+        if port <= 55535 && std::net::TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
+        // The OS picked from high up: try a low range of our own.
+        let candidate = 20000 + (uuid::Uuid::new_v4().as_u128() % 20000) as u16;
+        let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free(candidate) && free(candidate + 10000) {
+            return candidate;
+        }
+    }
 }
 
 /// A `redis-server` of our own, stopped when this value is dropped or the test binary
@@ -112,4 +244,78 @@ fn answers(address: SocketAddr) -> bool {
     stream.write_all(b"PING\r\n").is_ok()
         && stream.read_exact(&mut reply).is_ok()
         && &reply == b"+PONG"
+}
+
+/// Where a [`LaggingProxy`] holds the bytes it passes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lag {
+    None,
+    /// Every chunk a client sends waits this long: each round trip takes that longer.
+    Requests(Duration),
+    /// Every chunk the server answers waits this long: commands run, answers come late.
+    Answers(Duration),
+}
+
+/// A TCP proxy in front of one Redis server that can hold requests or answers back.
+pub struct LaggingProxy {
+    pub port: u16,
+    lag: std::sync::Arc<std::sync::Mutex<Lag>>,
+}
+
+impl LaggingProxy {
+    pub async fn start(target: u16, lag: Lag) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(lag));
+        let lag = shared.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let lag = lag.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
+                    let (from_client, to_client) = client.into_split();
+                    let (from_server, to_server) = server.into_split();
+                    // Copies `from` to `to`, each chunk held back as `hold` says.
+                    let pass = async |mut from: tokio::net::tcp::OwnedReadHalf,
+                                      mut to: tokio::net::tcp::OwnedWriteHalf,
+                                      hold: fn(Lag) -> Option<Duration>| {
+                        let mut chunk = vec![0; 64 * 1024];
+                        while let Ok(read @ 1..) = from.read(&mut chunk).await {
+                            let delay = hold(*lag.lock().unwrap());
+                            if let Some(delay) = delay {
+                                tokio::time::sleep(delay).await;
+                            }
+                            if to.write_all(&chunk[..read]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let requests = pass(from_client, to_server, |lag| match lag {
+                        Lag::Requests(delay) => Some(delay),
+                        _ => None,
+                    });
+                    let answers = pass(from_server, to_client, |lag| match lag {
+                        Lag::Answers(delay) => Some(delay),
+                        _ => None,
+                    });
+                    tokio::select! {
+                        () = requests => {}
+                        () = answers => {}
+                    }
+                });
+            }
+        });
+        Self { port, lag: shared }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn set(&self, lag: Lag) {
+        *self.lag.lock().unwrap() = lag;
+    }
 }

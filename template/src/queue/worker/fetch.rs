@@ -31,7 +31,11 @@ pub(super) struct Fetcher<J> {
     /// Blocking reads get a connection of their own, opened on first use.
     reads: Option<Connection>,
     last_upkeep: Option<Instant>,
+    /// Where the next look for stale entries starts: it goes on through the pending
+    /// entries across polls, so those behind many live ones are reached too.
+    stale_cursor: String,
 }
+
 
 impl<J> Fetcher<J>
 where
@@ -44,6 +48,7 @@ where
             held,
             reads: None,
             last_upkeep: None,
+            stale_cursor: "-".into(),
         }
     }
 
@@ -78,16 +83,24 @@ where
         self.read_new(max).await
     }
 
-    async fn claim_stale(&self, max: usize) -> Result<Vec<RawDelivery>, JobError> {
+    async fn claim_stale(&mut self, max: usize) -> Result<Vec<RawDelivery>, JobError> {
         let claimed = scripts::claim_stale(
             &mut self.queue.connection(),
             self.queue.keys(),
             &self.consumer,
             as_ms(self.queue.settings().lease),
             max,
+            &self.stale_cursor,
         )
         .await?;
-        let fresh = claimed
+        let Some(stale) = claimed else {
+            // A new queue, or a Redis that restarted empty.
+            self.create_group().await?;
+            return Ok(Vec::new());
+        };
+        self.stale_cursor = stale.cursor;
+        let fresh = stale
+            .entries
             .into_iter()
             // Held here already: this worker's renewals were late, but it still runs it.
             .filter(|(entry, _, _)| !self.held.contains(entry))
