@@ -2,12 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
-};
 
 use crate::{
     auth::{PASSWORD, graphql, login, me, register, signed_in, try_login, unique_email},
@@ -428,7 +423,7 @@ async fn queued_account_mails_carry_no_link_token() {
     // Every delivery fails at once, so the job dies after one run and `jobs dead` shows it.
     let app = spawn_app_with(|s| {
         s.mail.transport = {{crate_name}}::mail::TransportKind::Smtp;
-        s.mail.smtp_url = SecretString::from(format!(
+        s.mail.smtp_url = secrecy::SecretString::from(format!(
             "smtp://127.0.0.1:{}",
             crate::helpers::free_port()
         ));

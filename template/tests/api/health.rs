@@ -107,6 +107,31 @@ async fn health_aliases_share_one_redis_check() {
 
     assert_eq!(pings_answered(&url).await - before, 1);
 }
+
+#[tokio::test]
+async fn a_redis_slower_than_its_timeout_either_way_is_not_ready() {
+    use crate::redis_server::{Lag, LaggingProxy, PrivateRedis};
+
+    let server = PrivateRedis::start();
+    let proxy = LaggingProxy::start(server.port(), Lag::None).await;
+    let url = proxy.url();
+    let app = spawn_app_with(|s| {
+        s.redis.url = {{crate_name}}::redis::RedisUrl::parse(&url).unwrap();
+        s.redis.timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+
+    let mut readiness = Vec::new();
+    for lag in [Lag::Requests(std::time::Duration::from_secs(1)), Lag::Answers(std::time::Duration::from_secs(1))] {
+        proxy.set(lag);
+        // Past the report's age, so each lag gets a fresh check.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        readiness.push(app.get("/health/ready").await.status().as_u16());
+        proxy.set(Lag::None);
+    }
+
+    assert_eq!(readiness, [503, 503]);
+}
 {%- endif %}
 {%- if email %}
 

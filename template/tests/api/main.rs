@@ -26,5 +26,6 @@ mod queue;
 mod queue_faults;
 {%- endif %}
 {%- if uses_redis %}
+mod redis_cluster;
 mod redis_server;
 {%- endif %}

@@ -1,5 +1,6 @@
 //! No job is lost when Redis misbehaves under load: two workers work off 2000 jobs on a
-//! private Redis while it stalls for longer than the lease, or drops every connection.
+//! private Redis, or a private Redis Cluster, while it stalls for longer than the lease,
+//! or drops every connection.
 //! A stall makes every lease run out at once, so jobs in flight are taken over and may
 //! run twice; the property is that each one runs, and is counted done once.
 
@@ -9,7 +10,7 @@ use {{crate_name}}::queue::QueueSettings;
 
 use crate::{
     queue::{TestJob, TestQueue, eventually, fast_settings_with},
-    redis_server::{PrivateRedis, unique_prefix},
+    redis_server::{PrivateCluster, PrivateRedis, unique_prefix},
 };
 
 const JOBS: u32 = 2000;
@@ -28,9 +29,10 @@ fn settings() -> QueueSettings {
     fast_settings_with("concurrency = 8\nfetch_batch = 16\nmax_attempts = 10\nmax_deliveries = 10")
 }
 
-/// 2000 jobs, two workers, one fault; then every job must have run and be counted once.
-async fn survive(server: &PrivateRedis, fault: Fault) {
-    let test = TestQueue::on(&server.url(), &unique_prefix(), settings()).await;
+/// 2000 jobs, two workers on the Redis at `url`, one fault on each of its `nodes`; then
+/// every job must have run and be counted once.
+async fn survive(url: &str, nodes: &[&PrivateRedis], fault: Fault) {
+    let test = TestQueue::on(url, &unique_prefix(), settings()).await;
     let jobs = (0..JOBS).map(|id| TestJob {
         sleep_ms: 5,
         quiet: true,
@@ -44,7 +46,7 @@ async fn survive(server: &PrivateRedis, fault: Fault) {
     })
     .await;
 
-    inflict(server, fault).await;
+    inflict(nodes, fault).await;
 
     eventually(
         &format!("every job to run after {fault:?}"),
@@ -65,28 +67,38 @@ async fn survive(server: &PrivateRedis, fault: Fault) {
     }
 }
 
-async fn inflict(server: &PrivateRedis, fault: Fault) {
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+/// `fault`, on every one of `nodes` at once.
+async fn inflict(nodes: &[&PrivateRedis], fault: Fault) {
+    let mut admins = Vec::new();
+    for node in nodes {
+        let client = redis::Client::open(node.url()).unwrap();
+        admins.push(client.get_multiplexed_async_connection().await.unwrap());
+    }
     match fault {
         Fault::Stall(duration) => {
-            let _: () = redis::cmd("CLIENT")
-                .arg("PAUSE")
-                .arg(duration.as_millis() as u64)
-                .arg("ALL")
-                .query_async(&mut admin)
-                .await
-                .unwrap();
+            for admin in &mut admins {
+                let _: () = redis::cmd("CLIENT")
+                    .arg("PAUSE")
+                    .arg(duration.as_millis() as u64)
+                    .arg("ALL")
+                    .query_async(admin)
+                    .await
+                    .unwrap();
+            }
         }
         Fault::KillConnections(times) => {
             for _ in 0..times {
-                let killed: u64 = redis::cmd("CLIENT")
-                    .arg("KILL")
-                    .arg("TYPE")
-                    .arg("normal")
-                    .query_async(&mut admin)
-                    .await
-                    .unwrap();
+                let mut killed = 0;
+                for admin in &mut admins {
+                    let on_node: u64 = redis::cmd("CLIENT")
+                        .arg("KILL")
+                        .arg("TYPE")
+                        .arg("normal")
+                        .query_async(admin)
+                        .await
+                        .unwrap();
+                    killed += on_node;
+                }
                 assert!(killed > 0, "no connection to kill");
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
@@ -99,20 +111,34 @@ async fn no_job_is_lost_when_redis_stalls_longer_than_the_lease() {
     // The loss this guards against was intermittent: several rounds.
     let server = PrivateRedis::start();
     for _ in 0..3 {
-        survive(&server, Fault::Stall(Duration::from_secs(6))).await;
+        survive(&server.url(), &[&server], Fault::Stall(Duration::from_secs(6))).await;
     }
 }
 
 #[tokio::test]
 async fn no_job_is_lost_when_redis_stalls_for_three_seconds() {
     let server = PrivateRedis::start();
-    survive(&server, Fault::Stall(Duration::from_secs(3))).await;
+    survive(&server.url(), &[&server], Fault::Stall(Duration::from_secs(3))).await;
 }
 
 #[tokio::test]
 async fn no_job_is_lost_when_every_connection_is_killed_three_times() {
     let server = PrivateRedis::start();
-    survive(&server, Fault::KillConnections(3)).await;
+    survive(&server.url(), &[&server], Fault::KillConnections(3)).await;
+}
+
+#[tokio::test]
+async fn no_job_is_lost_when_every_node_of_a_cluster_stalls_longer_than_the_lease() {
+    let cluster = PrivateCluster::start(3, 0);
+    let nodes: Vec<&PrivateRedis> = cluster.nodes.iter().collect();
+    survive(&cluster.url(), &nodes, Fault::Stall(Duration::from_secs(3))).await;
+}
+
+#[tokio::test]
+async fn no_job_is_lost_when_every_connection_to_a_cluster_is_killed_three_times() {
+    let cluster = PrivateCluster::start(3, 0);
+    let nodes: Vec<&PrivateRedis> = cluster.nodes.iter().collect();
+    survive(&cluster.url(), &nodes, Fault::KillConnections(3)).await;
 }
 
 #[tokio::test]

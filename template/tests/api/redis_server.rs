@@ -43,11 +43,6 @@ pub fn url() -> &'static str {
     })
 }
 
-/// Whether the tests share a Redis Cluster (see the module docs).
-pub fn on_cluster() -> bool {
-    url().starts_with("redis+cluster://")
-}
-
 fn cluster_url() -> String {
     if let Ok(url) = std::env::var("TEST_REDIS_CLUSTER") {
         return url;
@@ -111,6 +106,45 @@ impl PrivateCluster {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// A node that answers, to ask about the cluster.
+    fn any_port(&self) -> u16 {
+        self.nodes
+            .iter()
+            .map(PrivateRedis::port)
+            .find(|port| answers(([127, 0, 0, 1], *port).into()))
+            .expect("a node that answers")
+    }
+
+    /// Stops the node on `port`, as a crash would.
+    pub fn stop_node(&mut self, port: u16) {
+        let at = self.nodes.iter().position(|node| node.port() == port).expect("a node on that port");
+        self.nodes.remove(at).stop();
+    }
+
+    /// Waits until the replicas of the master on `port` have every write it took.
+    pub fn wait_for_replicas(&self, port: u16) {
+        let started = Instant::now();
+        loop {
+            let info = Self::cli(port, &["info", "replication"]);
+            let offset = info
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("master_repl_offset:"))
+                .and_then(|offset| offset.parse::<u64>().ok())
+                .expect("a master's replication offset");
+            let replicas: Vec<u64> = info
+                .lines()
+                .filter(|line| line.starts_with("slave"))
+                .filter_map(|line| line.split(',').find_map(|part| part.strip_prefix("offset=")))
+                .filter_map(|offset| offset.trim().parse().ok())
+                .collect();
+            if !replicas.is_empty() && replicas.iter().all(|replica| *replica >= offset) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "replicas lag behind: {info}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Whether every node that answers says every slot is served.
     pub fn is_ok(&self) -> bool {
         self.nodes
@@ -130,7 +164,7 @@ impl PrivateCluster {
 
     /// The port of the master serving `key`'s slot.
     pub fn master_of(&self, key: &str) -> u16 {
-        let any = self.nodes[0].port();
+        let any = self.any_port();
         let slot = Self::cli(any, &["cluster", "keyslot", key]);
         let slot: u16 = slot.trim().parse().expect("a slot number");
         // `cluster nodes` lists `<id> <ip:port@bus> <flags> … <from>-<to> …` per node.
