@@ -49,6 +49,8 @@ pub struct VariantReport {
     pub test_time: Duration,
     /// The second pass, for variants that run on MongoDB too.
     pub mongodb: Option<MongoPass>,
+    /// The API tests again on a Redis Cluster, for variants that keep data in Redis.
+    pub cluster: Option<ClusterPass>,
     /// The GraphQL schema the rendered binary printed.
     pub sdl: Option<String>,
     /// Every test the variant has, one name a line, sorted.
@@ -65,6 +67,7 @@ impl VariantReport {
             tests_passed: 0,
             test_time: Duration::ZERO,
             mongodb: None,
+            cluster: None,
             sdl: None,
             test_names: None,
             failure: None,
@@ -101,6 +104,14 @@ pub struct MongoPass {
     pub tests_passed: usize,
     /// The tests only MongoDB can run (ignored on the embedded store).
     pub mongodb_only_passed: usize,
+    pub time: Duration,
+}
+
+/// The API tests run again with every app on a Redis Cluster of their own
+/// (`TEST_REDIS=cluster`: the test binary starts three masters on loopback).
+#[derive(Debug, Default)]
+pub struct ClusterPass {
+    pub tests_passed: usize,
     pub time: Duration,
 }
 
@@ -231,6 +242,20 @@ fn run_checks(
         let pass = report.mongodb.insert(MongoPass::default());
         run_on_mongodb(&cargo, server, pass).context("on MongoDB")?;
     }
+    if example.runs_on_redis_cluster()? {
+        let started = Instant::now();
+        let suite = cargo
+            .run_with(&API_TESTS, &[("TEST_REDIS", "cluster")])
+            .context("on a Redis Cluster")?;
+        let pass = ClusterPass {
+            tests_passed: count_passed(&String::from_utf8_lossy(&suite.stdout)),
+            time: started.elapsed(),
+        };
+        if pass.tests_passed == 0 {
+            bail!("the Redis Cluster run passed no test");
+        }
+        report.cluster = Some(pass);
+    }
     Ok(())
 }
 
@@ -238,11 +263,11 @@ fn run_checks(
 /// can run. Both count: a filter that matched nothing would hide those tests.
 fn run_on_mongodb(cargo: &Cargo, server: &MongoServer, pass: &mut MongoPass) -> Result<()> {
     let started = Instant::now();
-    let uri = Some(server.uri());
-    let suite = cargo.run_with(&API_TESTS, uri)?;
+    let on_mongodb = [(TEST_MONGODB_URI, server.uri())];
+    let suite = cargo.run_with(&API_TESTS, &on_mongodb)?;
     pass.tests_passed = count_passed(&String::from_utf8_lossy(&suite.stdout));
     let only = [&API_TESTS[..], &["--", "--ignored", MONGODB_ONLY]].concat();
-    let only = cargo.run_with(&only, uri)?;
+    let only = cargo.run_with(&only, &on_mongodb)?;
     pass.mongodb_only_passed = count_passed(&String::from_utf8_lossy(&only.stdout));
     pass.time = started.elapsed();
     if pass.tests_passed == 0 || pass.mongodb_only_passed == 0 {
@@ -274,15 +299,16 @@ impl<'a> Cargo<'a> {
         }
     }
 
-    /// Runs `cargo <args>` in the project, on the embedded store; on failure the error
-    /// holds the output's tail.
+    /// Runs `cargo <args>` in the project, on the embedded store and one Redis node; on
+    /// failure the error holds the output's tail.
     fn run(&self, args: &[&str]) -> Result<Output> {
-        self.run_with(args, None)
+        self.run_with(args, &[])
     }
 
-    /// Like [`Cargo::run`], with the tests on the MongoDB at `mongodb_uri` if given.
-    /// A `TEST_MONGODB_URI` of the caller's own never leaks into a project.
-    fn run_with(&self, args: &[&str], mongodb_uri: Option<&str>) -> Result<Output> {
+    /// Like [`Cargo::run`], with the variables `env` (which put the tests on MongoDB or a
+    /// Redis Cluster). The caller's own `TEST_MONGODB_URI` and `TEST_REDIS` never leak
+    /// into a project.
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
         command
@@ -292,13 +318,13 @@ impl<'a> Cargo<'a> {
             // Every variant builds once: incremental caches would only fill the disk.
             .env("CARGO_INCREMENTAL", "0")
             .env_remove("RUSTFLAGS")
-            .env_remove(TEST_MONGODB_URI);
+            .env_remove(TEST_MONGODB_URI)
+            .env_remove("TEST_REDIS")
+            .env_remove("TEST_REDIS_CLUSTER");
         for name in harness_crate_variables() {
             command.env_remove(name);
         }
-        if let Some(uri) = mongodb_uri {
-            command.env(TEST_MONGODB_URI, uri);
-        }
+        command.envs(env.iter().copied());
         let output = command
             .output()
             .with_context(|| format!("failed to start cargo {}", args.join(" ")))?;
@@ -350,25 +376,34 @@ fn tail(bytes: &[u8]) -> String {
 
 /// A fixed-width table of the reports, failures listed below it. Tests passed, and the
 /// time they took, on each store: `embedded` is all of `cargo test`, `mongodb` the API
-/// tests run again on MongoDB (`-`: no second pass).
+/// tests run again on MongoDB, `cluster` again on a Redis Cluster (`-`: no such pass).
 pub fn table(reports: &[VariantReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<14} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  result",
-        "variant", "render", "build", "embedded", "time", "mongodb", "time"
+        "{:<14} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}  result",
+        "variant", "render", "build", "embedded", "time", "mongodb", "time", "cluster", "time"
     );
+    let pass = |passed: Option<(usize, Duration)>| match passed {
+        Some((passed, time)) => (passed.to_string(), format!("{:.1}s", time.as_secs_f64())),
+        None => ("-".to_string(), "-".to_string()),
+    };
     for report in reports {
-        let (mongodb, mongodb_time) = match &report.mongodb {
-            Some(pass) => (
-                (pass.tests_passed + pass.mongodb_only_passed).to_string(),
-                format!("{:.1}s", pass.time.as_secs_f64()),
-            ),
-            None => ("-".to_string(), "-".to_string()),
-        };
+        let (mongodb, mongodb_time) = pass(
+            report
+                .mongodb
+                .as_ref()
+                .map(|pass| (pass.tests_passed + pass.mongodb_only_passed, pass.time)),
+        );
+        let (cluster, cluster_time) = pass(
+            report
+                .cluster
+                .as_ref()
+                .map(|pass| (pass.tests_passed, pass.time)),
+        );
         let _ = writeln!(
             out,
-            "{:<14} {:>7.2}s {:>7.1}s {:>9} {:>7.1}s {:>8} {:>8}  {}",
+            "{:<14} {:>7.2}s {:>7.1}s {:>9} {:>7.1}s {:>8} {:>8} {:>8} {:>8}  {}",
             report.name,
             report.render_time.as_secs_f64(),
             report.build_time.as_secs_f64(),
@@ -376,6 +411,8 @@ pub fn table(reports: &[VariantReport]) -> String {
             report.test_time.as_secs_f64(),
             mongodb,
             mongodb_time,
+            cluster,
+            cluster_time,
             if report.failure.is_some() {
                 "FAIL"
             } else {
@@ -397,13 +434,14 @@ mod tests {
 
     #[test]
     fn the_table_shows_each_stores_tests_and_a_dash_without_a_second_pass() {
-        let report = |name: &str, mongodb| VariantReport {
+        let report = |name: &str, mongodb, cluster| VariantReport {
             name: name.into(),
             render_time: Duration::from_millis(500),
             build_time: Duration::from_secs(60),
             tests_passed: 80,
             test_time: Duration::from_secs(20),
             mongodb,
+            cluster,
             sdl: None,
             test_names: None,
             failure: None,
@@ -414,7 +452,15 @@ mod tests {
             time: Duration::from_secs(21),
         };
 
-        let table = table(&[report("auth", Some(pass)), report("email", None)]);
+        let cluster = ClusterPass {
+            tests_passed: 55,
+            time: Duration::from_secs(30),
+        };
+
+        let table = table(&[
+            report("auth", Some(pass), Some(cluster)),
+            report("email", None, None),
+        ]);
 
         let rows: Vec<Vec<&str>> = table
             .lines()
@@ -423,16 +469,21 @@ mod tests {
         assert_eq!(
             rows[0],
             [
-                "variant", "render", "build", "embedded", "time", "mongodb", "time", "result"
+                "variant", "render", "build", "embedded", "time", "mongodb", "time", "cluster",
+                "time", "result"
             ]
         );
         assert_eq!(
             rows[1],
-            ["auth", "0.50s", "60.0s", "80", "20.0s", "66", "21.0s", "ok"]
+            [
+                "auth", "0.50s", "60.0s", "80", "20.0s", "66", "21.0s", "55", "30.0s", "ok"
+            ]
         );
         assert_eq!(
             rows[2],
-            ["email", "0.50s", "60.0s", "80", "20.0s", "-", "-", "ok"]
+            [
+                "email", "0.50s", "60.0s", "80", "20.0s", "-", "-", "-", "-", "ok"
+            ]
         );
     }
 

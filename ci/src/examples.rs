@@ -85,6 +85,22 @@ impl Example {
         };
         Ok(on("auth")? || !(on("email")? || on("queue")?))
     }
+
+    /// Whether the variant keeps data in Redis (`auth` or `queue`), so that its API
+    /// tests run a second time on a Redis Cluster.
+    ///
+    /// # Errors
+    /// Fails if the example's values cannot be read.
+    pub fn runs_on_redis_cluster(&self) -> Result<bool> {
+        let values = self.values()?;
+        let on = |module: &str| {
+            values
+                .get(module)
+                .and_then(toml::Value::as_bool)
+                .with_context(|| format!("{}: `{module}` must be true or false", self.name))
+        };
+        Ok(on("auth")? || on("queue")?)
+    }
 }
 
 /// Every example, sorted by name.

@@ -1,6 +1,7 @@
 //! Slow tier: every variant is rendered, then must pass `cargo fmt --check`,
 //! `cargo clippy --all-targets -- -D warnings` and its own `cargo test` on the embedded
-//! store; the variants with a second pass run their API tests again on MongoDB. The
+//! store; the variants with a second pass run their API tests again on MongoDB, and
+//! those that keep data in Redis again on a Redis Cluster of their own. The
 //! schema each prints and the list of its tests are snapshotted. One test case per
 //! variant.
 //!
@@ -54,5 +55,10 @@ fn passes_fmt_clippy_and_its_own_tests_on_each_store(name: &str) {
         report.mongodb.is_some(),
         runs_on_mongodb,
         "{name}: the MongoDB pass did not run as planned"
+    );
+    assert_eq!(
+        report.cluster.is_some(),
+        variant.example.runs_on_redis_cluster().unwrap(),
+        "{name}: the Redis Cluster pass did not run as planned"
     );
 }

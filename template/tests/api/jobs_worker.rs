@@ -47,7 +47,9 @@ fn spawn_child_worker(prefix: &str, concurrency: usize) -> Child {
         ])
         .env(CHILD_PREFIX, prefix)
         .env(CHILD_CONCURRENCY, concurrency.to_string())
+        // The same Redis as this process, a cluster too (see `redis_server`).
         .env("REDIS_URL", crate::redis_server::url())
+        .env("TEST_REDIS_CLUSTER", crate::redis_server::url())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
