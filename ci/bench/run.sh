@@ -12,9 +12,12 @@
 #   - `{ apiVersion }` and `{ me }` with metrics and tracing both off, then both on (no
 #     OTLP endpoint set), twice in turn;
 #   - idle RSS of the service;
-#   - job queue throughput (`cargo bench --bench queue` in the rendered project).
-# Needs wrk (apt-get install wrk), curl, taskset (util-linux) and Redis on REDIS_URL or
-# 127.0.0.1:6379.
+#   - `{ me }` with the service on one Redis node, then on a Redis Cluster of three
+#     masters started here from the same binaries, in turn;
+#   - job queue throughput (`cargo bench --bench queue` in the rendered project), on the
+#     one node and on the cluster.
+# Needs wrk (apt-get install wrk), curl, taskset (util-linux), redis-server and redis-cli,
+# and Redis on REDIS_URL or 127.0.0.1:6379.
 # DURATION (default 10s) and CONNECTIONS (default 32) tune the wrk runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -142,7 +145,48 @@ for round in 1 2; do
   done
 done
 pin= client=
+
+# A Redis Cluster of three masters on loopback, beside the node above.
+cluster_ports=(17301 17302 17303)
+for port in "${cluster_ports[@]}"; do
+  mkdir -p "$work/cluster/$port"
+  (cd "$work/cluster/$port" && exec redis-server --port "$port" --bind 127.0.0.1 \
+    --cluster-enabled yes --cluster-config-file nodes.conf --save '' --appendonly no \
+    > log 2>&1) &
+  pids+=($!)
+done
+sleep 1
+redis-cli --cluster create "${cluster_ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >/dev/null
+until redis-cli -p "${cluster_ports[0]}" cluster info | grep -q cluster_state:ok; do sleep 0.2; done
+cluster_url="redis+cluster://$(IFS=,; echo "${cluster_ports[*]/#/127.0.0.1:}")"
+
 echo
-echo "## Job queue"
+echo "## One Redis node, then a Redis Cluster of three masters (all on this machine)"
+echo
+echo "Service pinned to CPU 1, wrk to CPU 0; Redis and its cluster share the machine."
+echo
+pin="taskset -c 1"
+client="taskset -c 0"
+echo "| Redis | Endpoint | req/s | p50 | p99 |"
+echo "|---|---|---:|---:|---:|"
+for round in 1 2; do
+  for redis in node cluster; do
+    if [ "$redis" = cluster ]; then
+      start_service APP_REDIS__URL="$cluster_url"
+    else
+      start_service APP_REDIS__URL="$REDIS_URL"
+    fi
+    sign_in
+    measure "$redis ($round) | { me }" me.lua "$graphql"
+    stop_service
+  done
+done
+pin= client=
+echo
+echo "## Job queue, on one Redis node"
 echo
 (cd "$work/full" && cargo bench -q --bench queue 2>/dev/null)
+echo
+echo "## Job queue, on the Redis Cluster"
+echo
+(cd "$work/full" && REDIS_URL=$cluster_url cargo bench -q --bench queue 2>/dev/null)

@@ -8,9 +8,10 @@
 //! acknowledgement. Every reliability feature is on (leases renewed on their own thread,
 //! deliveries counted, retries armed), with the default settings but for concurrency.
 //!
-//! `REDIS_URL` (default redis://127.0.0.1:6379) picks the server, `BENCH_JOBS` (default
-//! 40000) the number of jobs per row. Keys live under a fresh prefix and are deleted
-//! afterwards.
+//! `REDIS_URL` (default redis://127.0.0.1:6379; `redis+cluster://…` for a Redis Cluster)
+//! picks the server, `BENCH_JOBS` (default 40000) the number of jobs per row. Keys live
+//! under a fresh prefix; each row's queue is deleted after it, and the idempotency keys
+//! expire after `jobs.idempotency_window_secs`.
 
 use std::{
     sync::{
@@ -20,8 +21,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::StreamExt as _;
-use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -53,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let prefix = format!("bench:{}:", std::process::id());
     let redis = Redis::connect(&RedisSettings {
         url: RedisUrl::parse(&url).map_err(anyhow::Error::msg)?,
-        key_prefix: prefix.clone(),
+        key_prefix: prefix,
         timeout: Duration::from_secs(5),
     })
     .await?;
@@ -69,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         queue.enqueue(noop.clone()).await?;
     }
     report("enqueue, one call per job", jobs, started.elapsed());
+    queue.remove().await?;
 
     let queue = JobQueue::new(&redis, &settings, "enqueue-bulk");
     let started = Instant::now();
@@ -78,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         jobs,
         started.elapsed(),
     );
+    queue.remove().await?;
 
     let rows = [(1, 0), (16, 0), (64, 0), (1, 1000), (16, 1000)];
     for (concurrency, cpu_us) in rows {
@@ -100,9 +101,8 @@ async fn main() -> anyhow::Result<()> {
             jobs,
             elapsed,
         );
+        queue.remove().await?;
     }
-
-    delete_keys(&redis, &prefix).await?;
     Ok(())
 }
 
@@ -160,22 +160,4 @@ fn burn(duration: Duration) {
 
 fn report(run: &str, jobs: u32, elapsed: Duration) {
     println!("| {run} | {:.0} |", f64::from(jobs) / elapsed.as_secs_f64());
-}
-
-async fn delete_keys(redis: &Redis, prefix: &str) -> anyhow::Result<()> {
-    let mut connection = redis.connection();
-    let keys: Vec<redis::RedisResult<String>> = connection
-        // Queue keys start with their hash tag: `{<prefix>…}:…`.
-        .scan_match(format!("*{prefix}*"))
-        .await?
-        .collect()
-        .await;
-    let keys = keys.into_iter().collect::<Result<Vec<_>, _>>()?;
-    for chunk in keys.chunks(1000) {
-        redis::cmd("DEL")
-            .arg(chunk)
-            .query_async::<()>(&mut connection)
-            .await?;
-    }
-    Ok(())
 }

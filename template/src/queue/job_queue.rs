@@ -13,8 +13,8 @@ use super::{
     scripts,
 };
 use crate::{
-    redis::Connection,
     clock::{as_ms, unix_ms},
+    redis::Connection,
     redis::Redis,
 };
 
@@ -82,7 +82,12 @@ fn may_have_run(error: &redis::RedisError) -> bool {
         .and_then(|inner| inner.downcast_ref::<std::io::Error>());
     !matches!(
         io.map(std::io::Error::kind),
-        Some(ErrorKind::ConnectionRefused | ErrorKind::NotConnected | ErrorKind::BrokenPipe | ErrorKind::NotFound)
+        Some(
+            ErrorKind::ConnectionRefused
+                | ErrorKind::NotConnected
+                | ErrorKind::BrokenPipe
+                | ErrorKind::NotFound
+        )
     )
 }
 
@@ -186,7 +191,9 @@ where
     where
         J: JobKind,
     {
-        self.enqueue_all_with(vec![Pending::new(job, None, None)]).await.map(first)
+        self.enqueue_all_with(vec![Pending::new(job, None, None)])
+            .await
+            .map(first)
     }
 
     /// Queues `job` unless a job was queued under `key` within the idempotency window
@@ -199,7 +206,9 @@ where
     where
         J: JobKind,
     {
-        self.enqueue_all_with(vec![Pending::new(job, Some(key), None)]).await.map(first)
+        self.enqueue_all_with(vec![Pending::new(job, Some(key), None)])
+            .await
+            .map(first)
     }
 
     /// Queues `job` to run once `delay` has passed, under its id as key.
@@ -211,7 +220,9 @@ where
         J: JobKind,
     {
         let due = unix_ms().saturating_add(as_ms(delay));
-        self.enqueue_all_with(vec![Pending::new(job, None, Some(due))]).await.map(first)
+        self.enqueue_all_with(vec![Pending::new(job, None, Some(due))])
+            .await
+            .map(first)
     }
 
     /// Queues every job in one step: all of them or, when Redis fails, none; each under
@@ -223,7 +234,10 @@ where
     where
         J: JobKind,
     {
-        let pending = jobs.into_iter().map(|job| Pending::new(job, None, None)).collect();
+        let pending = jobs
+            .into_iter()
+            .map(|job| Pending::new(job, None, None))
+            .collect();
         self.enqueue_all_with(pending).await
     }
 
@@ -342,6 +356,29 @@ where
         )
         .await?;
         Ok(purged)
+    }
+
+    /// Deletes the queue: its jobs, queued, delayed and dead, and its counters. Its
+    /// idempotency keys expire on their own. For benchmarks and retiring a queue; a
+    /// worker still running on it starts an empty one.
+    ///
+    /// # Errors
+    /// Fails when Redis is unavailable.
+    pub async fn remove(&self) -> Result<(), JobError> {
+        let keys = &self.keys;
+        let all = [
+            &keys.stream,
+            &keys.delayed,
+            &keys.dead,
+            &keys.dead_index,
+            &keys.done,
+            &keys.workers,
+        ];
+        let _: () = redis::cmd("DEL")
+            .arg(&all[..])
+            .query_async(&mut self.connection())
+            .await?;
+        Ok(())
     }
 
     /// Moves due delayed jobs and retries to the stream, in chunks.
