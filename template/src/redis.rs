@@ -52,9 +52,12 @@ impl RedisUrl {
     /// # Errors
     /// Names what is wrong with `url`.
     pub fn parse(url: &str) -> Result<Self, String> {
-        let cluster = [("redis+cluster://", "redis://"), ("rediss+cluster://", "rediss://")]
-            .into_iter()
-            .find_map(|(scheme, node)| url.strip_prefix(scheme).map(|rest| (rest, node)));
+        let cluster = [
+            ("redis+cluster://", "redis://"),
+            ("rediss+cluster://", "rediss://"),
+        ]
+        .into_iter()
+        .find_map(|(scheme, node)| url.strip_prefix(scheme).map(|rest| (rest, node)));
         if let Some((rest, node_scheme)) = cluster {
             let rest = rest.trim_end_matches('/');
             let (credentials, hosts) = match rest.rsplit_once('@') {
@@ -68,11 +71,15 @@ impl RedisUrl {
                 .map(|host| SecretString::from(format!("{node_scheme}{credentials}{host}")))
                 .collect();
             if nodes.is_empty() {
-                return Err("a cluster URL names its seed nodes: redis+cluster://host:port[,host:port…]".into());
+                return Err(
+                    "a cluster URL names its seed nodes: redis+cluster://host:port[,host:port…]"
+                        .into(),
+                );
             }
             return Ok(Self::Cluster(nodes));
         }
-        if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://") {
+        if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")
+        {
             return Ok(Self::Node(SecretString::from(url)));
         }
         Err("use redis://…, rediss://…, or redis+cluster://host:port[,host:port…] for a Redis Cluster".into())
@@ -211,7 +218,10 @@ impl Redis {
         command.arg("INFO");
         let info = on_any_node(cluster, command).await?;
         let state = field(&info, "cluster_state").unwrap_or("unknown");
-        anyhow::ensure!(state == "ok", "the cluster's state is {state}: a slot range has no master");
+        anyhow::ensure!(
+            state == "ok",
+            "the cluster's state is {state}: a slot range has no master"
+        );
         let key = self.key("readiness");
         let _: () = redis::cmd("SET")
             .arg(&key)
@@ -220,8 +230,14 @@ impl Redis {
             .arg(10)
             .query_async(&mut connection)
             .await?;
-        let read: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut connection).await?;
-        anyhow::ensure!(read.as_deref() == Some("ok"), "a write to the cluster did not read back");
+        let read: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await?;
+        anyhow::ensure!(
+            read.as_deref() == Some("ok"),
+            "a write to the cluster did not read back"
+        );
         Ok(())
     }
 
@@ -250,7 +266,11 @@ impl Redis {
 }
 
 /// Opens a connection whose answers may take `blocking` longer than `timeout`.
-async fn open(client: &Client, timeout: Duration, blocking: Duration) -> redis::RedisResult<Connection> {
+async fn open(
+    client: &Client,
+    timeout: Duration,
+    blocking: Duration,
+) -> redis::RedisResult<Connection> {
     match client {
         Client::Node(client) => {
             let config = ConnectionManagerConfig::new()
@@ -273,7 +293,11 @@ async fn open(client: &Client, timeout: Duration, blocking: Duration) -> redis::
     }
 }
 
-fn cluster_client(nodes: &[&str], timeout: Duration, blocking: Duration) -> redis::RedisResult<ClusterClient> {
+fn cluster_client(
+    nodes: &[&str],
+    timeout: Duration,
+    blocking: Duration,
+) -> redis::RedisResult<ClusterClient> {
     ClusterClientBuilder::new(nodes.to_vec())
         .connection_timeout(timeout)
         .response_timeout(timeout + blocking)
@@ -286,7 +310,10 @@ fn cluster_client(nodes: &[&str], timeout: Duration, blocking: Duration) -> redi
 /// The answer of one node of the cluster, any, to `command`.
 async fn on_any_node(cluster: &mut ClusterConnection, command: Cmd) -> redis::RedisResult<String> {
     let answer = cluster
-        .route_command(command, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))
+        .route_command(
+            command,
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+        )
         .await?;
     Ok(redis::from_redis_value(answer)?)
 }
@@ -299,7 +326,9 @@ fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn version_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
-    let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
+    let mut parts = version
+        .split('.')
+        .map(|part| part.parse::<u32>().unwrap_or(0));
     let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     found >= (major, minor)
 }
@@ -315,7 +344,10 @@ mod tests {
 
     fn nodes(url: &str) -> Vec<String> {
         match RedisUrl::parse(url).unwrap() {
-            RedisUrl::Cluster(nodes) => nodes.iter().map(|n| n.expose_secret().to_string()).collect(),
+            RedisUrl::Cluster(nodes) => nodes
+                .iter()
+                .map(|n| n.expose_secret().to_string())
+                .collect(),
             RedisUrl::Node(_) => panic!("{url} is no cluster URL"),
         }
     }
@@ -328,13 +360,19 @@ mod tests {
         );
         assert_eq!(
             nodes("rediss+cluster://user:secret@a.example:6379,b.example:6379"),
-            ["rediss://user:secret@a.example:6379", "rediss://user:secret@b.example:6379"]
+            [
+                "rediss://user:secret@a.example:6379",
+                "rediss://user:secret@b.example:6379"
+            ]
         );
     }
 
     #[test]
     fn single_node_urls_stay_as_they_are_and_anything_else_is_refused() {
-        assert!(matches!(RedisUrl::parse("redis://127.0.0.1:6379/2"), Ok(RedisUrl::Node(_))));
+        assert!(matches!(
+            RedisUrl::parse("redis://127.0.0.1:6379/2"),
+            Ok(RedisUrl::Node(_))
+        ));
         assert!(RedisUrl::parse("redis+cluster://").is_err());
         assert!(RedisUrl::parse("http://127.0.0.1:6379").is_err());
     }

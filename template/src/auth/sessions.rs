@@ -266,7 +266,10 @@ mod tests {
         let first = SessionToken::generate(user).unwrap();
         let second = SessionToken::generate(user).unwrap();
 
-        assert_eq!(SessionToken::parse(first.expose()).map(|(u, _)| u), Some(user));
+        assert_eq!(
+            SessionToken::parse(first.expose()).map(|(u, _)| u),
+            Some(user)
+        );
         assert_ne!(first.expose(), second.expose());
     }
 

@@ -75,7 +75,10 @@ impl PrivateCluster {
                 PrivateRedis::launch(port, &options)
             })
             .collect();
-        let addresses: Vec<String> = nodes.iter().map(|node| format!("127.0.0.1:{}", node.port())).collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addresses)
@@ -92,7 +95,11 @@ impl PrivateCluster {
 
     /// `redis+cluster://` with every node as a seed.
     pub fn url(&self) -> String {
-        let nodes: Vec<String> = self.nodes.iter().map(|node| format!("127.0.0.1:{}", node.port())).collect();
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
         format!("redis+cluster://{}", nodes.join(","))
     }
 
@@ -117,7 +124,11 @@ impl PrivateCluster {
 
     /// Stops the node on `port`, as a crash would.
     pub fn stop_node(&mut self, port: u16) {
-        let at = self.nodes.iter().position(|node| node.port() == port).expect("a node on that port");
+        let at = self
+            .nodes
+            .iter()
+            .position(|node| node.port() == port)
+            .expect("a node on that port");
         self.nodes.remove(at).stop();
     }
 
@@ -134,13 +145,19 @@ impl PrivateCluster {
             let replicas: Vec<u64> = info
                 .lines()
                 .filter(|line| line.starts_with("slave"))
-                .filter_map(|line| line.split(',').find_map(|part| part.strip_prefix("offset=")))
+                .filter_map(|line| {
+                    line.split(',')
+                        .find_map(|part| part.strip_prefix("offset="))
+                })
                 .filter_map(|offset| offset.trim().parse().ok())
                 .collect();
             if !replicas.is_empty() && replicas.iter().all(|replica| *replica >= offset) {
                 return;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "replicas lag behind: {info}");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "replicas lag behind: {info}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -157,7 +174,10 @@ impl PrivateCluster {
     pub fn wait_until_ok(&self, limit: Duration) {
         let started = Instant::now();
         while !self.is_ok() {
-            assert!(started.elapsed() < limit, "the cluster did not come up in {limit:?}");
+            assert!(
+                started.elapsed() < limit,
+                "the cluster did not come up in {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -307,26 +327,28 @@ impl LaggingProxy {
             while let Ok((client, _)) = listener.accept().await {
                 let lag = lag.clone();
                 tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
                         return;
                     };
                     let (from_client, to_client) = client.into_split();
                     let (from_server, to_server) = server.into_split();
                     // Copies `from` to `to`, each chunk held back as `hold` says.
-                    let pass = async |mut from: tokio::net::tcp::OwnedReadHalf,
-                                      mut to: tokio::net::tcp::OwnedWriteHalf,
-                                      hold: fn(Lag) -> Option<Duration>| {
-                        let mut chunk = vec![0; 64 * 1024];
-                        while let Ok(read @ 1..) = from.read(&mut chunk).await {
-                            let delay = hold(*lag.lock().unwrap());
-                            if let Some(delay) = delay {
-                                tokio::time::sleep(delay).await;
+                    let pass =
+                        async |mut from: tokio::net::tcp::OwnedReadHalf,
+                               mut to: tokio::net::tcp::OwnedWriteHalf,
+                               hold: fn(Lag) -> Option<Duration>| {
+                            let mut chunk = vec![0; 64 * 1024];
+                            while let Ok(read @ 1..) = from.read(&mut chunk).await {
+                                let delay = hold(*lag.lock().unwrap());
+                                if let Some(delay) = delay {
+                                    tokio::time::sleep(delay).await;
+                                }
+                                if to.write_all(&chunk[..read]).await.is_err() {
+                                    break;
+                                }
                             }
-                            if to.write_all(&chunk[..read]).await.is_err() {
-                                break;
-                            }
-                        }
-                    };
+                        };
                     let requests = pass(from_client, to_server, |lag| match lag {
                         Lag::Requests(delay) => Some(delay),
                         _ => None,

@@ -7,9 +7,9 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::lease::Held;
 use crate::{
-    redis::Connection,
     clock::as_ms,
     queue::{JobError, JobQueue, keys::GROUP, scripts},
+    redis::Connection,
 };
 
 /// One delivery of a stream entry to this worker.
@@ -35,7 +35,6 @@ pub(super) struct Fetcher<J> {
     /// entries across polls, so those behind many live ones are reached too.
     stale_cursor: String,
 }
-
 
 impl<J> Fetcher<J>
 where

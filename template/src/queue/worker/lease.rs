@@ -16,9 +16,9 @@ use redis::AsyncCommands as _;
 use tokio::sync::watch;
 
 use crate::{
-    redis::Connection,
     clock::unix_ms,
     queue::{JobError, keys::QueueKeys, scripts},
+    redis::Connection,
     redis::Redis,
 };
 
