@@ -16,6 +16,8 @@
 #     masters started here from the same binaries, in turn;
 #   - job queue throughput (`cargo bench --bench queue` in the rendered project), on the
 #     one node and on the cluster.
+#   - with BASELINE=<git revision>: `{ me }` and the RSS after it, this checkout's `full`
+#     and the revision's in turn, to tell what a change costs the hot path.
 # Needs wrk (apt-get install wrk), curl, taskset (util-linux), redis-server and redis-cli,
 # and Redis on REDIS_URL or 127.0.0.1:6379.
 # DURATION (default 10s) and CONNECTIONS (default 32) tune the wrk runs.
@@ -34,6 +36,12 @@ echo "Building (release)..." >&2
 cargo run -q -p ci -- render full --into "$work" >/dev/null 2>&1
 (cd "$work/full" && cargo build -q --release)
 cargo build -q --release -p ceiling
+if [ -n "${BASELINE:-}" ]; then
+  git worktree add -q --detach "$work/baseline-src" "$BASELINE"
+  trap 'kill "${pids[@]}" 2>/dev/null || true; git worktree remove --force "$work/baseline-src"; rm -rf "$work"' EXIT
+  (cd "$work/baseline-src" && cargo run -q -p ci -- render full --into "$work/baseline" >/dev/null 2>&1)
+  (cd "$work/baseline/full" && CARGO_TARGET_DIR=$CARGO_TARGET_DIR/baseline cargo build -q --release)
+fi
 
 wait_for() { until curl -sf "$1" >/dev/null; do sleep 0.1; done; }
 
@@ -63,8 +71,9 @@ export APP_AUTH__LOGIN_ATTEMPTS_PER_IP=100000000
 # Starts the service with extra VAR=value settings; sets $server to its pid. $pin may
 # prefix it (a CPU pinning).
 pin=
+binary=$CARGO_TARGET_DIR/release/full
 start_service() {
-  $pin env "$@" "$CARGO_TARGET_DIR/release/full" > "$work/server.log" 2>&1 &
+  $pin env "$@" "$binary" > "$work/server.log" 2>&1 &
   server=$!
   pids+=("$server")
   wait_for http://127.0.0.1:18080/health/live
@@ -182,6 +191,32 @@ for round in 1 2; do
   done
 done
 pin= client=
+if [ -n "${BASELINE:-}" ]; then
+  echo
+  echo "## { me }: this checkout, then $BASELINE, in turn"
+  echo
+  echo "Service pinned to CPU 1, wrk to CPU 0. RSS is read after each run."
+  echo
+  pin="taskset -c 1"
+  client="taskset -c 0"
+  echo "| Build | Endpoint | req/s | p50 | p99 | RSS after |"
+  echo "|---|---|---:|---:|---:|---:|"
+  for round in 1 2 3; do
+    for build in current baseline; do
+      if [ "$build" = baseline ]; then
+        binary=$CARGO_TARGET_DIR/baseline/release/full
+      else
+        binary=$CARGO_TARGET_DIR/release/full
+      fi
+      start_service
+      sign_in
+      row=$(measure "$build ($round) | { me }" me.lua "$graphql")
+      echo "$row $(awk '/VmRSS/ {print $2, $3}' "/proc/$server/status") |"
+      stop_service
+    done
+  done
+  pin= client= binary=$CARGO_TARGET_DIR/release/full
+fi
 echo
 echo "## Job queue, on one Redis node"
 echo

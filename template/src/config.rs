@@ -195,6 +195,11 @@ mod tests {
         assert!(!settings.graphql.graphiql);
         assert_eq!(settings.telemetry.format, LogFormat::Json);
         assert!(settings.http.https);
+{%- if auth and email %}
+        assert!(settings.auth.require_confirmed_email);
+        let development = Settings::build(Environment::Development, None).expect("settings load");
+        assert!(!development.auth.require_confirmed_email);
+{%- endif %}
     }
 
     #[test]

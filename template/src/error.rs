@@ -13,6 +13,7 @@ pub enum ErrorCode {
     BadRequest,
     BadUserInput,
     Unauthenticated,
+    ReauthenticationRequired,
     Forbidden,
     RateLimited,
     ServiceUnavailable,
@@ -27,10 +28,11 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, so that a code read back from a response maps to one of them.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::BadRequest,
         Self::BadUserInput,
         Self::Unauthenticated,
+        Self::ReauthenticationRequired,
         Self::Forbidden,
         Self::RateLimited,
         Self::ServiceUnavailable,
@@ -53,6 +55,7 @@ impl ErrorCode {
             Self::BadRequest => "BAD_REQUEST",
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::ReauthenticationRequired => "REAUTHENTICATION_REQUIRED",
             Self::Forbidden => "FORBIDDEN",
             Self::RateLimited => "RATE_LIMITED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -78,6 +81,10 @@ pub enum AppError {
     /// No valid session, or wrong credentials; the message never says which part failed.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// The session is signed in, but not recently enough for a sensitive operation:
+    /// `reauthenticate` first.
+    #[error("confirm your password to continue: call reauthenticate, then try again")]
+    ReauthenticationRequired,
     #[error("you are not allowed to do this")]
     Forbidden,
     #[error("too many attempts: retry in {retry_after_secs} s")]
@@ -103,6 +110,7 @@ impl AppError {
             Self::BadRequest(_) => ErrorCode::BadRequest,
             Self::BadUserInput(_) => ErrorCode::BadUserInput,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::ReauthenticationRequired => ErrorCode::ReauthenticationRequired,
             Self::Forbidden => ErrorCode::Forbidden,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
@@ -154,7 +162,7 @@ impl ResponseError for AppError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::ReauthenticationRequired | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -243,6 +251,7 @@ mod tests {
                 ErrorCode::BadRequest
                 | ErrorCode::BadUserInput
                 | ErrorCode::Unauthenticated
+                | ErrorCode::ReauthenticationRequired
                 | ErrorCode::Forbidden
                 | ErrorCode::RateLimited
                 | ErrorCode::ServiceUnavailable

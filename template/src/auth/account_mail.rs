@@ -5,10 +5,12 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
     AuthSettings,
+    erasure::Erasures,
     mails::{self, Mail},
     tokens::{OneTimeTokens, Purpose},
 };
@@ -25,7 +27,7 @@ pub struct AccountMail {
     pub about: About,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum About {
     /// A confirmation link for the account `user`.
@@ -40,6 +42,41 @@ pub enum About {
     NoAccount,
     /// A confirmation link was asked for an address already confirmed.
     AlreadyConfirmed,
+    /// A link that moves the account `user` to the address the mail goes to.
+    ConfirmEmailChange { user: UserId },
+    /// The account `user` moved to another address (sent to the old one).
+    EmailChanged { user: UserId },
+    /// The account `user` signed in from a device it had not used lately.
+    NewSignIn {
+        user: UserId,
+        device: String,
+        client: String,
+        at: DateTime<Utc>,
+    },
+    /// One of `user`'s sessions, on `device`, was ended from another device.
+    SessionRevoked { user: UserId, device: String },
+    /// The account was erased at its owner's request: the goodbye.
+    AccountDeleted,
+}
+
+impl About {
+    /// The account the mail is about, if it names one: mails about an account erased
+    /// meanwhile are not sent.
+    fn user(&self) -> Option<UserId> {
+        match self {
+            Self::ConfirmEmail { user }
+            | Self::ResetPassword { user }
+            | Self::ConfirmEmailChange { user }
+            | Self::EmailChanged { user }
+            | Self::NewSignIn { user, .. }
+            | Self::SessionRevoked { user, .. } => Some(*user),
+            Self::AddressTaken
+            | Self::PasswordChanged
+            | Self::NoAccount
+            | Self::AlreadyConfirmed
+            | Self::AccountDeleted => None,
+        }
+    }
 }
 
 /// Where account mails go once a request asked for them: {% if queue %}the job queue, whose
@@ -105,6 +142,7 @@ impl AccountMails {
 /// Issues the tokens of links and sends account mails.
 pub struct AccountMailer {
     tokens: OneTimeTokens,
+    erasures: Erasures,
     mailer: Arc<Mailer>,
     confirm_ttl: Duration,
     reset_ttl: Duration,
@@ -114,7 +152,8 @@ pub struct AccountMailer {
 impl AccountMailer {
     pub fn new(redis: Redis, mailer: Arc<Mailer>, settings: &AuthSettings) -> Self {
         Self {
-            tokens: OneTimeTokens::new(redis),
+            tokens: OneTimeTokens::new(redis.clone()),
+            erasures: Erasures::new(redis),
             mailer,
             confirm_ttl: settings.confirm_token_ttl,
             reset_ttl: settings.reset_token_ttl,
@@ -123,19 +162,26 @@ impl AccountMailer {
     }
 
     /// Issues the token of the mail's link, if it has one, and sends the mail. Sending
-    /// again issues a new token, which voids the previous one.
+    /// again issues a new token, which voids the previous one. A mail about an account
+    /// erased since it was asked for is dropped.
     ///
     /// # Errors
     /// Fails when Redis or the mail transport fails.
     pub async fn send(&self, mail: &AccountMail) -> anyhow::Result<()> {
-        let message = match mail.about {
-            About::ConfirmEmail { user } => Mail::ConfirmEmail {
-                link: self.link(Purpose::ConfirmEmail, user).await?,
+        if let Some(user) = mail.about.user()
+            && self.erasures.contains(user).await?
+        {
+            tracing::info!(user.id = %user, "Dropped a mail about an erased account");
+            return Ok(());
+        }
+        let message = match &mail.about {
+            &About::ConfirmEmail { user } => Mail::ConfirmEmail {
+                link: self.link(Purpose::ConfirmEmail, user, "").await?,
                 expires_in: mails::describe(self.confirm_ttl),
                 required_to_sign_in: self.confirmation_required,
             },
-            About::ResetPassword { user } => Mail::ResetPassword {
-                link: self.link(Purpose::ResetPassword, user).await?,
+            &About::ResetPassword { user } => Mail::ResetPassword {
+                link: self.link(Purpose::ResetPassword, user, "").await?,
                 expires_in: mails::describe(self.reset_ttl),
             },
             About::AddressTaken => Mail::AddressTaken {
@@ -148,6 +194,27 @@ impl AccountMailer {
             About::AlreadyConfirmed => Mail::AlreadyConfirmed {
                 link: self.mailer.url("/forgot-password"),
             },
+            // The token carries the new address: the mail's recipient.
+            &About::ConfirmEmailChange { user } => Mail::ConfirmEmailChange {
+                link: self
+                    .link(Purpose::ChangeEmail, user, mail.to.as_ref())
+                    .await?,
+                expires_in: mails::describe(self.confirm_ttl),
+            },
+            About::EmailChanged { .. } => Mail::EmailChanged,
+            About::NewSignIn {
+                device, client, at, ..
+            } => Mail::NewSignIn {
+                device: device.clone(),
+                client: client.clone(),
+                at: at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                link: self.mailer.url("/forgot-password"),
+            },
+            About::SessionRevoked { device, .. } => Mail::SessionRevoked {
+                device: device.clone(),
+                link: self.mailer.url("/forgot-password"),
+            },
+            About::AccountDeleted => Mail::AccountDeleted,
         }
         .compose()
         .context("Failed to render an account mail")?;
@@ -157,14 +224,17 @@ impl AccountMailer {
             .with_context(|| format!("Failed to send `{}`", message.subject))
     }
 
-    async fn link(&self, purpose: Purpose, user: UserId) -> anyhow::Result<String> {
+    /// A link with a new token for `user` and `purpose`, carrying `payload` (see
+    /// `tokens.rs`).
+    async fn link(&self, purpose: Purpose, user: UserId, payload: &str) -> anyhow::Result<String> {
         let (ttl, path) = match purpose {
             Purpose::ConfirmEmail => (self.confirm_ttl, "/confirm-email"),
             Purpose::ResetPassword => (self.reset_ttl, "/reset-password"),
+            Purpose::ChangeEmail => (self.confirm_ttl, "/confirm-email-change"),
         };
         let token = self
             .tokens
-            .issue(purpose, user, ttl)
+            .issue_carrying(purpose, user, ttl, payload)
             .await
             .context("Failed to issue a link's token")?;
         Ok(self.mailer.link(path, token.expose()))

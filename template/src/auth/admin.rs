@@ -7,7 +7,8 @@
 //! an existing account is a separate, explicit request (`--promote-existing`) for an
 //! account whose owner confirmed the address; it prints when the account was made, so
 //! the operator can tell it is the one they mean, and ends its sessions, so that the
-//! role applies from its next sign-in only.
+//! role applies from its next sign-in only. Both are written to the audit log, with no
+//! actor: the command line acted.
 
 use anyhow::{Context as _, bail};
 use secrecy::SecretString;
@@ -17,6 +18,7 @@ use crate::{
     domain::{Email, Role},
     storage::{
         Storage, StorageError,
+        audit::{AuditAction, AuditEntry, AuditRepository as _},
         users::{User, UserRepository},
     },
 };
@@ -42,10 +44,13 @@ pub async fn create(
     // The operator chose the address: nothing is left to confirm.
     user.email_confirmed = true;
     match storage.insert(&user).await {
-        Ok(()) => Ok(format!("Created the admin {email}")),
+        Ok(()) => {}
         Err(StorageError::Conflict) => bail!(taken(&email)),
-        Err(error) => Err(error.into()),
+        Err(error) => return Err(error.into()),
     }
+    let entry = AuditEntry::new(None, AuditAction::CreateAdmin, Some(user.id), "create-admin".into());
+    storage.record(&entry).await?;
+    Ok(format!("Created the admin {email}"))
 }
 
 fn taken(email: &Email) -> String {
@@ -84,6 +89,13 @@ pub async fn promote_existing(
         ));
     }
     storage.set_role(user.id, Role::Admin).await?;
+    let entry = AuditEntry::new(
+        None,
+        AuditAction::PromoteAdmin,
+        Some(user.id),
+        "create-admin --promote-existing".into(),
+    );
+    storage.record(&entry).await?;
     let ended = sessions
         .revoke_all(user.id)
         .await

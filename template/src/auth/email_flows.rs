@@ -1,4 +1,5 @@
-//! Email confirmation and password recovery: the account flows that need the mailer.
+//! Email confirmation, password recovery, email change and security notices: the
+//! account flows that need the mailer.
 //!
 //! Answers never depend on whether an address has an account (OWASP ASVS 5.0 V6.3.8),
 //! and neither does their timing: a request only checks its input and its limits, and
@@ -15,6 +16,7 @@ use secrecy::SecretString;
 
 use super::{
     account_mail::{About, AccountMail, AccountMails},
+    devices::KnownDevices,
     tokens::{OneTimeTokens, Purpose},
 };
 use crate::{
@@ -29,6 +31,8 @@ use crate::{
 };
 
 pub const SENT: &str = "If an account uses this address, a message is on its way.";
+const CHANGE_SENT: &str =
+    "If the new address can be used, a confirmation link is on its way to it: nothing changes until it is followed.";
 const INVALID_LINK: &str = "the link is invalid or has expired";
 
 impl Context {
@@ -221,5 +225,105 @@ pub async fn reset_password(
     context.state.auth.sessions.revoke_all(user.id).await?;
     context.auth.end_session();
     after_password_change(context, &user).await?;
+    Ok(true)
+}
+
+/// After a sign-in: a notice when the device is new to the account (see `devices.rs`).
+///
+/// # Errors
+/// `Unavailable` when Redis does not answer.
+pub async fn after_sign_in(context: &Context, user: &User) -> Result<(), AppError> {
+    let origin = context.auth.origin();
+    let devices = KnownDevices::new(context.state.auth.redis.clone());
+    if devices.note(user.id, &origin.device).await? {
+        let about = About::NewSignIn {
+            user: user.id,
+            device: origin.device.clone(),
+            client: origin.client.clone(),
+            at: chrono::Utc::now(),
+        };
+        send_after_answer(context, AccountMail { to: user.email.clone(), about });
+    }
+    Ok(())
+}
+
+/// After one of `user`'s sessions, on `device`, was ended from another: a notice.
+pub fn after_session_revoked_elsewhere(context: &Context, user: &User, device: String) {
+    let about = About::SessionRevoked { user: user.id, device };
+    send_after_answer(context, AccountMail { to: user.email.clone(), about });
+}
+
+/// While erasing `user`'s account: its links and the counts kept on its address go,
+/// then the goodbye is mailed.
+///
+/// # Errors
+/// `Unavailable` when Redis does not answer.
+pub async fn after_account_erased(context: &Context, user: &User) -> Result<(), AppError> {
+    let auth = &context.state.auth;
+    tokens(context).revoke_all(user.id).await?;
+    KnownDevices::new(auth.redis.clone()).forget(user.id).await?;
+    auth.forget_recipient(&user.email).await?;
+    let mail = AccountMail {
+        to: user.email.clone(),
+        about: About::AccountDeleted,
+    };
+    send_after_answer(context, mail);
+    Ok(())
+}
+
+/// Mails a link that moves the signed-in account to `new_email`, once the session
+/// proved its password recently. The answer is the same whether or not another account
+/// uses the address; that account's owner gets the "address taken" notice instead.
+pub async fn change_email(context: &Context, new_email: String) -> Result<String, AppError> {
+    let user = context.require_recent_auth().await?;
+    let new_email = Email::parse(&new_email)?;
+    if new_email == user.email {
+        return Err(AppError::BadUserInput("this is your address already".into()));
+    }
+    context.state.auth.limit_recipient(&new_email).await?;
+    let user = user.id;
+    after_answer(context, move |storage, mails| async move {
+        let about = match storage.find_by_email(&new_email).await? {
+            Some(_) => About::AddressTaken,
+            None => About::ConfirmEmailChange { user },
+        };
+        mails.deliver(AccountMail { to: new_email, about }).await
+    });
+    Ok(CHANGE_SENT.into())
+}
+
+/// Moves the signed-in account to the address a change link was mailed to, ends its
+/// other sessions and outstanding links, and tells the old address. Only the account
+/// that asked may complete it: another account's link is refused and stays usable.
+pub async fn confirm_email_change(context: &Context, token: &str) -> Result<bool, AppError> {
+    let invalid = || AppError::BadUserInput(INVALID_LINK.into());
+    let user = context.require_user().await?.clone();
+    let tokens = tokens(context);
+    if tokens.peek(Purpose::ChangeEmail, token).await? != Some(user.id) {
+        return Err(invalid());
+    }
+    let (_, new_email) = tokens
+        .consume_carrying(Purpose::ChangeEmail, token)
+        .await?
+        .ok_or_else(invalid)?;
+    let new_email = Email::parse(&new_email).map_err(|_| invalid())?;
+    match context.state.storage.update_email(user.id, &new_email).await {
+        Ok(()) => {}
+        Err(StorageError::Conflict) => {
+            return Err(AppError::BadUserInput(
+                "another account uses this address now".into(),
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    tokens.revoke_all(user.id).await?;
+    if let Some(session) = context.auth.session() {
+        context.state.auth.sessions.revoke_others(session).await?;
+    }
+    let mail = AccountMail {
+        to: user.email,
+        about: About::EmailChanged { user: user.id },
+    };
+    send_after_answer(context, mail);
     Ok(true)
 }

@@ -23,7 +23,8 @@ impl Context {
             .user
             .get_or_try_init(|| self.state.storage.find_by_id(session.user_id))
             .await?;
-        Ok(user.as_ref())
+        // Disabling revokes the sessions too; this covers a request already under way.
+        Ok(user.as_ref().filter(|user| user.disabled.is_none()))
     }
 
     /// # Errors
@@ -32,6 +33,21 @@ impl Context {
         self.current_user()
             .await?
             .ok_or(AppError::Unauthenticated("sign in to continue"))
+    }
+
+    /// The signed-in user, if this session proved its password within
+    /// `auth.reauth_window_secs`: the guard of sensitive operations.
+    ///
+    /// # Errors
+    /// `Unauthenticated` without a live session, `ReauthenticationRequired` when the
+    /// last proof is older.
+    pub async fn require_recent_auth(&self) -> Result<&User, AppError> {
+        let user = self.require_user().await?;
+        let window = self.state.auth.settings.reauth_window;
+        match self.auth.session() {
+            Some(session) if session.authenticated_within(window) => Ok(user),
+            _ => Err(AppError::ReauthenticationRequired),
+        }
     }
 
     /// # Errors

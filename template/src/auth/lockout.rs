@@ -37,10 +37,11 @@ use crate::{
 const RESERVATION: Duration = Duration::from_secs(30);
 
 /// Admits a check on account keys `KEYS` = {failures, pending checks, the client's
-/// failures, the client's pending checks} at `ARGV[1]` (ms), reserving it as `ARGV[2]`
-/// until `ARGV[3]` (ms), with the account allowance `ARGV[4]`; the client's pending
-/// count lives `ARGV[5]` ms. Returns `{1, client failed}` when admitted, `{0, seconds
-/// to wait}` when refused.
+/// failures, the client's pending checks, the clients that checked} at `ARGV[1]` (ms),
+/// reserving it as `ARGV[2]` until `ARGV[3]` (ms), with the account allowance `ARGV[4]`;
+/// the client's pending count lives `ARGV[5]` ms; the client `ARGV[6]` is listed for
+/// `ARGV[7]` seconds, so that erasing the account finds its keys. Returns `{1, client
+/// failed}` when admitted, `{0, seconds to wait}` when refused.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -58,6 +59,8 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('PEXPIREAT', KEYS[2], ARGV[3])
 redis.call('INCR', KEYS[4])
 redis.call('PEXPIRE', KEYS[4], ARGV[5])
+redis.call('SADD', KEYS[5], ARGV[6])
+redis.call('EXPIRE', KEYS[5], ARGV[7])
 if client_failed then return {1, 1} end
 return {1, 0}
 ",
@@ -97,7 +100,7 @@ pub struct Lockout {
 #[must_use = "settle the check as failed or succeeded"]
 pub struct Attempt {
     /// The account's and this client's keys, sharing the account's hash tag.
-    keys: [String; 4],
+    keys: [String; 5],
     reservation: String,
 }
 
@@ -144,6 +147,8 @@ impl Lockout {
             .arg(deadline)
             .arg(self.per_account.attempts)
             .arg(crate::clock::as_ms(RESERVATION))
+            .arg(client.finest())
+            .arg(self.per_account.window.max(RESERVATION).as_secs())
             .invoke_async(&mut self.redis.connection())
             .await
             .map_err(unavailable)?;
@@ -180,22 +185,52 @@ impl Lockout {
             .map_err(unavailable)
     }
 
-    /// The keys of `account` and `client`'s checks on it. Hashed: rate-limit keys should
-    /// not spell out who is being targeted; tagged with the account, so that one script
-    /// may touch them all on Redis Cluster.
-    fn keys(&self, client: &ClientBuckets, account: &Email) -> [String; 4] {
-        let account = hex::encode(Sha256::digest(account.as_ref()));
-        // `{…}` is the hash tag (built without format braces, which Liquid would read).
-        let key = |name: &str| {
-            self.redis
-                .key(&["rate-limit:password:{", &account, "}:", name].concat())
-        };
+    /// Forgets every count kept on `account`, its clients' included: the account is
+    /// being erased.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn forget(&self, account: &Email) -> Result<(), AppError> {
+        let key = self.account_key(account);
+        let mut connection = self.redis.connection();
+        let clients: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(key("clients"))
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        // All under the account's hash tag: one command on Redis Cluster too.
+        let mut keys = vec![key("failures"), key("pending"), key("clients")];
+        for client in &clients {
+            keys.push(key(&format!("client:{client}:failures")));
+            keys.push(key(&format!("client:{client}:pending")));
+        }
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The keys of `account` and `client`'s checks on it (see [`Self::account_key`]).
+    fn keys(&self, client: &ClientBuckets, account: &Email) -> [String; 5] {
+        let key = self.account_key(account);
         let client = client.finest();
         [
             key("failures"),
             key("pending"),
             key(&format!("client:{client}:failures")),
             key(&format!("client:{client}:pending")),
+            key("clients"),
         ]
+    }
+
+    /// The key `name` among `account`'s. Hashed: rate-limit keys should not spell out who
+    /// is being targeted; tagged with the account, so that one script may touch them all
+    /// on Redis Cluster.
+    fn account_key(&self, account: &Email) -> impl Fn(&str) -> String {
+        let account = hex::encode(Sha256::digest(account.as_ref()));
+        let redis = self.redis.clone();
+        // `{…}` is the hash tag (built without format braces, which Liquid would read).
+        move |name: &str| redis.key(&["rate-limit:password:{", &account, "}:", name].concat())
     }
 }

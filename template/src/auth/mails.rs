@@ -27,6 +27,24 @@ crate::mail::templates::mails! {
         /// to the password-reset form.
         #[templates("mail/already_confirmed.subject.txt", "mail/already_confirmed.txt", "mail/already_confirmed.html")]
         AlreadyConfirmed { link: String },
+        /// Sent to the new address when the holder asks to sign in with it; the change
+        /// waits for `link`, which expires in `expires_in`.
+        #[templates("mail/confirm_email_change.subject.txt", "mail/confirm_email_change.txt", "mail/confirm_email_change.html")]
+        ConfirmEmailChange { link: String, expires_in: String },
+        /// Sent to the old address once a change of address is confirmed.
+        #[templates("mail/email_changed.subject.txt", "mail/email_changed.txt", "mail/email_changed.html")]
+        EmailChanged,
+        /// A sign-in from a device not seen on the account in the last 30 days; `link`
+        /// leads to the password-reset form.
+        #[templates("mail/new_sign_in.subject.txt", "mail/new_sign_in.txt", "mail/new_sign_in.html")]
+        NewSignIn { device: String, client: String, at: String, link: String },
+        /// A session on `device` was signed out from another one; `link` leads to the
+        /// password-reset form.
+        #[templates("mail/session_revoked.subject.txt", "mail/session_revoked.txt", "mail/session_revoked.html")]
+        SessionRevoked { device: String, link: String },
+        /// The account and its data were deleted at the holder's request.
+        #[templates("mail/account_deleted.subject.txt", "mail/account_deleted.txt", "mail/account_deleted.html")]
+        AccountDeleted,
     }
 }
 
@@ -123,5 +141,44 @@ mod tests {
     #[test]
     fn the_password_changed_mail_as_sent() {
         assert_snapshot("account_password_changed", &Mail::PasswordChanged);
+    }
+
+    #[test]
+    fn the_email_change_confirmation_mail_as_sent() {
+        let mail = Mail::ConfirmEmailChange {
+            link: LINK.into(),
+            expires_in: "24 hours".into(),
+        };
+        assert_snapshot("account_confirm_email_change", &mail);
+    }
+
+    #[test]
+    fn the_email_changed_mail_as_sent() {
+        assert_snapshot("account_email_changed", &Mail::EmailChanged);
+    }
+
+    #[test]
+    fn the_new_sign_in_mail_as_sent() {
+        let mail = Mail::NewSignIn {
+            device: "Firefox on Linux".into(),
+            client: "2001:db8:85a3:8d3::/64".into(),
+            at: "2025-01-31 14:05 UTC".into(),
+            link: LINK.into(),
+        };
+        assert_snapshot("account_new_sign_in", &mail);
+    }
+
+    #[test]
+    fn the_session_revoked_mail_as_sent() {
+        let mail = Mail::SessionRevoked {
+            device: "Firefox on Linux".into(),
+            link: LINK.into(),
+        };
+        assert_snapshot("account_session_revoked", &mail);
+    }
+
+    #[test]
+    fn the_account_deleted_mail_as_sent() {
+        assert_snapshot("account_account_deleted", &Mail::AccountDeleted);
     }
 }

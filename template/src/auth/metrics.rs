@@ -2,13 +2,13 @@
 //!
 //! `auth_logins_total{outcome}` counts the `login` calls that reached a verdict: `ok`,
 //! `wrong_credentials` (unknown email or wrong password, alike here as in the answer),
-//! `rate_limited`, and with email confirmation required, `unconfirmed`. Calls that fail
-//! before (malformed email) or on the way (Redis down) show in
-//! `graphql_operations_total{operation="login"}` only.
+//! `rate_limited`, `disabled` (an admin disabled the account), and with email
+//! confirmation required, `unconfirmed`. Calls that fail before (malformed email) or on
+//! the way (Redis down) show in `graphql_operations_total{operation="login"}` only.
 //!
-//! `auth_rate_limited_total{action}` counts refusals by each limit: `login` and
-//! `change_password` (password checks), `register`, and with email `mail` (mail requests
-//! per client) and `mail_recipient` (mails per address).
+//! `auth_rate_limited_total{action}` counts refusals by each limit: `login`,
+//! `change_password` and `reauthenticate` (password checks), `register`, and with email
+//! `mail` (mail requests per client) and `mail_recipient` (mails per address).
 
 use crate::error::AppError;
 

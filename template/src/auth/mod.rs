@@ -2,10 +2,14 @@
 //! change, roles and guards. Sessions and rate-limit counters live in Redis, accounts in
 //! storage. The rules follow OWASP ASVS 5.0; each one cites its section where applied.
 
+pub mod account;
 pub mod admin;
+pub mod administration;
 pub mod cli;
 mod client;
 mod cookie;
+mod device;
+mod erasure;
 mod guard;
 mod lockout;
 mod metrics;
@@ -20,12 +24,13 @@ mod settings;
 
 mod account_mail;
 mod background;
+mod devices;
 pub mod email_flows;
 mod mails;
 mod tokens;
 {%- endif %}
 
-{% if email %}pub use account_mail::{AccountMail, AccountMailer, AccountMails};
+{% if email %}pub use account_mail::{About, AccountMail, AccountMailer, AccountMails};
 pub use background::Background;
 {% endif %}pub use client::{ClientBuckets, Ipv6Factors};
 pub use cookie::SessionCookie;
@@ -34,6 +39,7 @@ pub use password::PasswordHasher;
 pub use request::RequestAuth;
 pub use settings::AuthSettings;
 
+use erasure::Erasures;
 use lockout::Lockout;
 use rate_limit::{Limit, RateLimiter};
 use sessions::SessionStore;
@@ -55,6 +61,7 @@ pub struct Auth {
     pub passwords: PasswordHasher,
     pub limiter: RateLimiter,
     pub lockout: Lockout,
+    pub erasures: Erasures,
     pub cookie: SessionCookie,
     pub settings: AuthSettings,
 {%- if email %}
@@ -82,6 +89,7 @@ impl Auth {
             passwords: PasswordHasher::new(settings.bcrypt_cost),
             limiter: RateLimiter::new(redis.clone()),
             lockout: Lockout::new(redis.clone(), per_client, per_account),
+            erasures: Erasures::new(redis.clone()),
             redis,
             cookie: SessionCookie::new(https, absolute),
             settings: settings.clone(),
@@ -117,22 +125,27 @@ impl Auth {
     /// sent: no address can be flooded through the API.
     ///
     /// # Errors
-    /// `RateLimited` once the address had its share; `Unavailable` without Redis.
     /// The recipient is its mailbox: `ada+1@…` and `ada+2@…` count as `ada@…`.
     ///
     /// # Errors
     /// `RateLimited` once the address had its share; `Unavailable` without Redis.
     pub async fn limit_recipient(&self, recipient: &crate::domain::Email) -> Result<(), AppError> {
-        use sha2::{Digest, Sha256};
         let limit = Limit {
             attempts: self.settings.mails_per_address,
             window: self.settings.mail_window,
         };
-        let mailbox = hex::encode(Sha256::digest(recipient.mailbox().as_bytes()));
         self.limiter
-            .hit(&format!("mail:to:{mailbox}"), limit)
+            .hit(&recipient_bucket(recipient), limit)
             .await
             .inspect_err(|error| metrics::limited("mail_recipient", error))
+    }
+
+    /// Forgets the count of mails to `recipient`: its account is being erased.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn forget_recipient(&self, recipient: &crate::domain::Email) -> Result<(), AppError> {
+        self.limiter.forget(&recipient_bucket(recipient)).await
     }
 
     /// Counts one mail that an anonymous request of `client` asks for (a confirmation, a
@@ -152,3 +165,13 @@ impl Auth {
     }
 {%- endif %}
 }
+{%- if email %}
+
+/// The rate-limit bucket of mails to `recipient`'s mailbox, hashed: keys should not
+/// spell out addresses.
+fn recipient_bucket(recipient: &crate::domain::Email) -> String {
+    use sha2::{Digest, Sha256};
+    let mailbox = hex::encode(Sha256::digest(recipient.mailbox().as_bytes()));
+    format!("mail:to:{mailbox}")
+}
+{%- endif %}

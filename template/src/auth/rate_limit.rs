@@ -41,6 +41,18 @@ impl RateLimiter {
             .await
     }
 
+    /// Forgets the count of `bucket`.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn forget(&self, bucket: &str) -> Result<(), AppError> {
+        redis::cmd("DEL")
+            .arg(self.redis.key(&format!("rate-limit:{bucket}")))
+            .query_async::<()>(&mut self.redis.connection())
+            .await
+            .map_err(unavailable)
+    }
+
     /// Counts one attempt at `action` by `client` in each of its buckets, a coarser
     /// bucket allowing its factor times `limit`.
     ///

@@ -15,10 +15,14 @@ use super::{
     Auth,
     client::ClientBuckets,
     cookie::SessionCookie,
-    origin,
-    sessions::{ActiveSession, SessionToken},
+    device, origin,
+    sessions::{ActiveSession, SessionOrigin, SessionToken},
 };
-use crate::{error::AppError, storage::users::User};
+use crate::{
+    domain::UserId,
+    error::AppError,
+    storage::users::User,
+};
 
 enum CookieChange {
     Set(SessionToken),
@@ -33,6 +37,11 @@ pub struct RequestAuth {
     /// The session's user, loaded on first use.
     pub(super) user: OnceCell<Option<User>>,
     client: ClientBuckets,
+    /// The device and address a session started by this request records.
+    origin: SessionOrigin,
+    /// The user a well-formed token names, whether or not its session lives: lets a
+    /// repeated `deleteAccount` see that its account is already gone.
+    presented_user: Option<UserId>,
     /// Whether an operation that costs a bcrypt hash already ran in this request.
     password_work_claimed: AtomicBool,
     cookie_change: Mutex<Option<CookieChange>>,
@@ -46,6 +55,11 @@ impl RequestAuth {
             session_ended: AtomicBool::new(false),
             user: OnceCell::new(),
             client: ClientBuckets::unknown(),
+            origin: SessionOrigin {
+                device: device::label(None),
+                client: ClientBuckets::unknown().finest().to_string(),
+            },
+            presented_user: None,
             password_work_claimed: AtomicBool::new(false),
             cookie_change: Mutex::new(None),
         }
@@ -58,7 +72,12 @@ impl RequestAuth {
     /// origin (see `origin.rs`); `Unavailable` when a token was sent and Redis does not
     /// answer.
     pub async fn from_request(request: &HttpRequest, auth: &Auth) -> Result<Self, AppError> {
-        let session = match auth.cookie.token_from(request) {
+        let token = auth.cookie.token_from(request);
+        let presented_user = token
+            .as_ref()
+            .and_then(|token| SessionToken::parse(&token.value))
+            .map(|(user, _)| user);
+        let session = match token {
             Some(token)
                 if token.from_cookie
                     && !origin::may_use_cookie(request, &auth.settings.allowed_origins) =>
@@ -73,12 +92,22 @@ impl RequestAuth {
             Some(token) => auth.sessions.resolve(&token.value).await?,
             None => None,
         };
+        let client = crate::client_ip::of_request(request)
+            .map_or_else(ClientBuckets::unknown, |address| {
+                ClientBuckets::of(address, auth.settings.ipv6_factors())
+            });
+        let user_agent = request
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok());
         Ok(Self {
             session,
-            client: crate::client_ip::of_request(request)
-                .map_or_else(ClientBuckets::unknown, |address| {
-                    ClientBuckets::of(address, auth.settings.ipv6_factors())
-                }),
+            origin: SessionOrigin {
+                device: device::label(user_agent),
+                client: client.finest().to_string(),
+            },
+            client,
+            presented_user,
             ..Self::anonymous()
         })
     }
@@ -93,6 +122,16 @@ impl RequestAuth {
     /// The client's rate-limit buckets (see `client.rs`).
     pub fn client(&self) -> &ClientBuckets {
         &self.client
+    }
+
+    /// Where a session this request starts comes from.
+    pub fn origin(&self) -> &SessionOrigin {
+        &self.origin
+    }
+
+    /// The user named by the token the request presented, live or not.
+    pub fn presented_user(&self) -> Option<UserId> {
+        self.presented_user
     }
 
     /// Makes the rest of the request anonymous, after its session was ended or replaced.

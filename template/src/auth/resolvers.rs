@@ -10,7 +10,7 @@ use crate::{
     graphql::Context,
     storage::{
         StorageError,
-        users::{User, UserRepository},
+        users::{User, UserFilter, UserRepository},
     },
 };
 
@@ -31,6 +31,11 @@ impl User {
 
     fn created_at(&self) -> DateTime<Utc> {
         self.created_at
+    }
+
+    /// Why and when an admin disabled the account; null while it may sign in.
+    fn disabled(&self) -> Option<super::administration::AccountDisabled> {
+        self.disabled.as_ref().map(Into::into)
     }
 {%- if email %}
 
@@ -73,18 +78,31 @@ pub async fn me(context: &Context) -> Result<User, AppError> {
     context.require_user().await.cloned()
 }
 
-pub async fn users(context: &Context, first: i32, after: Option<ID>) -> Result<UserPage, AppError> {
+pub async fn users(
+    context: &Context,
+    first: i32,
+    after: Option<ID>,
+    filter: UserFilter,
+) -> Result<UserPage, AppError> {
     context.require_role(Role::Admin).await?;
-    let limit = usize::try_from(first)
-        .ok()
-        .filter(|n| (1..=100).contains(n))
-        .ok_or_else(|| AppError::BadUserInput("`first` must be between 1 and 100".into()))?;
+    let limit = page_size(first)?;
     let after = after.map(|id| UserId::parse(&id)).transpose()?;
-    let page = context.state.storage.list(after, limit).await?;
+    let page = context.state.storage.list(&filter, after, limit).await?;
     Ok(UserPage {
         users: page.users,
         next_cursor: page.next.map(|id| ID::new(id.to_string())),
     })
+}
+
+/// The page size `first` asks for, 1 to 100.
+///
+/// # Errors
+/// `BadUserInput` outside that range.
+pub fn page_size(first: i32) -> Result<usize, AppError> {
+    usize::try_from(first)
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| AppError::BadUserInput("`first` must be between 1 and 100".into()))
 }
 
 /// Never reveals whether `email` is taken: the answer and the work (one bcrypt hash) are
@@ -140,6 +158,12 @@ pub async fn login(
         .verify(&SecretString::from(password), hash)
         .await?;
     let user = user.filter(|_| verified);
+    // A disabled account gets the wrong password's answer: another would confirm it.
+    if user.as_ref().is_some_and(|user| user.disabled.is_some()) {
+        auth.lockout.failed(attempt).await?;
+        super::metrics::login("disabled");
+        return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
+    }
 {%- if email %}
     // Until the address is confirmed, the right password gets the wrong one's answer,
     // and counts like it: another answer would confirm a guess (OWASP ASVS 5.0 V6.3.8).
@@ -164,13 +188,16 @@ pub async fn login(
         auth.sessions.revoke(previous).await?;
     }
     context.auth.end_session();
-    let token = auth.sessions.create(user.id).await?;
+    let token = auth.sessions.create(user.id, context.auth.origin()).await?;
     let session_token = if bearer {
         Some(token.expose().to_string())
     } else {
         context.auth.set_session_cookie(token);
         None
     };
+{%- if email %}
+    super::email_flows::after_sign_in(context, &user).await?;
+{%- endif %}
     super::metrics::login("ok");
     Ok(LoginPayload {
         user,
@@ -239,7 +266,7 @@ pub async fn change_password(
     context.auth.end_session();
     context
         .auth
-        .set_session_cookie(auth.sessions.create(user.id).await?);
+        .set_session_cookie(auth.sessions.create(user.id, context.auth.origin()).await?);
 {%- if email %}
     super::email_flows::after_password_change(context, user).await?;
 {%- endif %}

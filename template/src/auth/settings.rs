@@ -28,6 +28,10 @@ pub struct AuthSettings {
     /// How many times a /64's allowance an IPv6 /56 and /48 may use (see `client.rs`).
     pub ipv6_56_factor: u64,
     pub ipv6_48_factor: u64,
+    /// How long after signing in or `reauthenticate` a session may run sensitive
+    /// operations (OWASP ASVS 5.0 V7.5.3).
+    #[serde(rename = "reauth_window_secs", deserialize_with = "setting::positive_secs")]
+    pub reauth_window: Duration,
 {%- if email %}
     /// Refuse to sign in accounts whose email is not confirmed yet.
     pub require_confirmed_email: bool,

@@ -5,7 +5,8 @@
 //! never reset a password, issuing a new token for the same user and purpose voids the
 //! previous one, and revoking a purpose voids every outstanding link of it at once. Each
 //! user's tokens are one key per purpose, tagged with the user, so every step is a single
-//! key on Redis Cluster too.
+//! key on Redis Cluster too. A token may carry a payload that only the server sees (the
+//! new address of an email change), stored beside its hash.
 
 use std::{sync::LazyLock, time::Duration};
 
@@ -23,29 +24,52 @@ use crate::{
 pub enum Purpose {
     ConfirmEmail,
     ResetPassword,
+    ChangeEmail,
 }
 
 impl Purpose {
+    const ALL: [Self; 3] = [Self::ConfirmEmail, Self::ResetPassword, Self::ChangeEmail];
+
     fn as_str(self) -> &'static str {
         match self {
             Self::ConfirmEmail => "confirm-email",
             Self::ResetPassword => "reset-password",
+            Self::ChangeEmail => "change-email",
         }
     }
 }
 
-/// Deletes the token `KEYS[1]` if it holds the hash `ARGV[1]`: 1 if it did.
+/// Deletes the token `KEYS[1]` if it holds the hash `ARGV[1]` (then a space and its
+/// payload, if any): returns what it held, or nil.
 static CONSUME: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local stored = redis.call('GET', KEYS[1])
+if stored and (stored == ARGV[1] or string.sub(stored, 1, #ARGV[1] + 1) == ARGV[1] .. ' ') then
   redis.call('DEL', KEYS[1])
-  return 1
+  return stored
 end
-return 0
+return false
 ",
     )
 });
+
+/// What a token's key holds: the hash of its secret, then its payload if any.
+fn stored_value(secret_hash: String, payload: &str) -> String {
+    if payload.is_empty() {
+        secret_hash
+    } else {
+        [secret_hash.as_str(), " ", payload].concat()
+    }
+}
+
+/// The payload of a stored value whose hash matched.
+fn payload_of(stored: &str) -> String {
+    stored
+        .split_once(' ')
+        .map(|(_, payload)| payload.to_string())
+        .unwrap_or_default()
+}
 
 /// The text of a link's token, shown only in its mail.
 pub struct LinkToken(SecretString);
@@ -101,13 +125,27 @@ impl OneTimeTokens {
         user: UserId,
         ttl: Duration,
     ) -> Result<LinkToken, AppError> {
+        self.issue_carrying(purpose, user, ttl, "").await
+    }
+
+    /// As [`Self::issue`], keeping `payload` (no spaces) for whoever consumes the token.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn issue_carrying(
+        &self,
+        purpose: Purpose,
+        user: UserId,
+        ttl: Duration,
+        payload: &str,
+    ) -> Result<LinkToken, AppError> {
         let mut random = [0u8; PART / 2];
         getrandom::fill(&mut random)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness available: {e}")))?;
         let secret = hex::encode(random);
         redis::cmd("SET")
             .arg(self.key(purpose, user))
-            .arg(hash(&secret))
+            .arg(stored_value(hash(&secret), payload))
             .arg("EX")
             .arg(ttl.as_secs().max(1))
             .query_async::<()>(&mut self.redis.connection())
@@ -130,7 +168,10 @@ impl OneTimeTokens {
             .query_async(&mut self.redis.connection())
             .await
             .map_err(unavailable)?;
-        let live = stored.is_some_and(|stored| stored == hash(presented.secret));
+        let secret_hash = hash(presented.secret);
+        let live = stored.is_some_and(|stored| {
+            stored.split_once(' ').map_or(stored.as_str(), |(hash, _)| hash) == secret_hash
+        });
         Ok(live.then_some(presented.user))
     }
 
@@ -139,16 +180,30 @@ impl OneTimeTokens {
     /// # Errors
     /// `Unavailable` when Redis does not answer.
     pub async fn consume(&self, purpose: Purpose, token: &str) -> Result<Option<UserId>, AppError> {
+        let spent = self.consume_carrying(purpose, token).await?;
+        Ok(spent.map(|(user, _)| user))
+    }
+
+    /// The user the token was issued to and its payload, if it is live; a live token is
+    /// spent.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn consume_carrying(
+        &self,
+        purpose: Purpose,
+        token: &str,
+    ) -> Result<Option<(UserId, String)>, AppError> {
         let Some(presented) = Presented::parse(token) else {
             return Ok(None);
         };
-        let spent: u8 = CONSUME
+        let stored: Option<String> = CONSUME
             .key(self.key(purpose, presented.user))
             .arg(hash(presented.secret))
             .invoke_async(&mut self.redis.connection())
             .await
             .map_err(unavailable)?;
-        Ok((spent == 1).then_some(presented.user))
+        Ok(stored.map(|stored| (presented.user, payload_of(&stored))))
     }
 
     /// Voids every outstanding token of `user` for `purpose`.
@@ -158,6 +213,23 @@ impl OneTimeTokens {
     pub async fn revoke(&self, purpose: Purpose, user: UserId) -> Result<(), AppError> {
         redis::cmd("DEL")
             .arg(self.key(purpose, user))
+            .query_async::<()>(&mut self.redis.connection())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Voids every outstanding token of `user`, whatever its purpose.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn revoke_all(&self, user: UserId) -> Result<(), AppError> {
+        let keys: Vec<String> = Purpose::ALL
+            .iter()
+            .map(|purpose| self.key(*purpose, user))
+            .collect();
+        // One tag, one slot: a single command on Redis Cluster too.
+        redis::cmd("DEL")
+            .arg(keys)
             .query_async::<()>(&mut self.redis.connection())
             .await
             .map_err(unavailable)

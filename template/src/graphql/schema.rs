@@ -28,13 +28,31 @@ impl Query {
         crate::auth::resolvers::me(context).await
     }
 
-    /// All users, oldest first, a page at a time. Admins only.
+    /// Users, oldest first, a page at a time, optionally only those whose email starts
+    /// with `emailPrefix` or who have `role`. Admins only.
     async fn users(
         context: &Context,
         #[graphql(default = 20)] first: i32,
         after: Option<juniper::ID>,
+        email_prefix: Option<String>,
+        role: Option<crate::domain::Role>,
     ) -> Result<crate::auth::resolvers::UserPage, crate::error::AppError> {
-        crate::auth::resolvers::users(context, first, after).await
+        let filter = crate::storage::users::UserFilter { email_prefix, role };
+        crate::auth::resolvers::users(context, first, after, filter).await
+    }
+
+    /// The signed-in user's live sessions, newest first.
+    async fn sessions(context: &Context) -> Result<Vec<crate::auth::account::Session>, crate::error::AppError> {
+        crate::auth::account::sessions(context).await
+    }
+
+    /// What admins did, newest first, a page at a time. Admins only.
+    async fn audit_log(
+        context: &Context,
+        #[graphql(default = 20)] first: i32,
+        after: Option<juniper::ID>,
+    ) -> Result<crate::auth::administration::AuditPage, crate::error::AppError> {
+        crate::auth::administration::audit_log(context, first, after).await
     }
 {%- endif %}
 }
@@ -82,6 +100,48 @@ impl Mutation {
     ) -> Result<bool, crate::error::AppError> {
         crate::auth::resolvers::change_password(context, current_password, new_password).await
     }
+
+    /// Ends one of the signed-in user's sessions (from `sessions`), this one or another.
+    async fn revoke_session(context: &Context, id: juniper::ID) -> Result<bool, crate::error::AppError> {
+        crate::auth::account::revoke_session(context, &id).await
+    }
+
+    /// Proves the password again, so that this session may run sensitive operations for
+    /// the next `auth.reauth_window_secs`.
+    async fn reauthenticate(context: &Context, password: String) -> Result<bool, crate::error::AppError> {
+        crate::auth::account::reauthenticate(context, password).await
+    }
+
+    /// Erases the signed-in account and everything kept about it. Needs a recent
+    /// password proof (`reauthenticate`).
+    async fn delete_account(context: &Context) -> Result<bool, crate::error::AppError> {
+        crate::auth::account::delete_account(context).await
+    }
+
+    /// Gives an account a role; the last admin keeps theirs. Admins only, with a recent
+    /// password proof.
+    async fn set_user_role(
+        context: &Context,
+        id: juniper::ID,
+        role: crate::domain::Role,
+    ) -> Result<crate::storage::users::User, crate::error::AppError> {
+        crate::auth::administration::set_user_role(context, &id, role).await
+    }
+
+    /// Stops an account from signing in and ends its sessions. Admins only, with a
+    /// recent password proof.
+    async fn disable_user(
+        context: &Context,
+        id: juniper::ID,
+        reason: String,
+    ) -> Result<crate::storage::users::User, crate::error::AppError> {
+        crate::auth::administration::disable_user(context, &id, reason).await
+    }
+
+    /// Lets a disabled account sign in again. Admins only, with a recent password proof.
+    async fn enable_user(context: &Context, id: juniper::ID) -> Result<crate::storage::users::User, crate::error::AppError> {
+        crate::auth::administration::enable_user(context, &id).await
+    }
 {%- if email %}
 
     /// Confirms the email address with the token from the confirmation mail.
@@ -106,6 +166,18 @@ impl Mutation {
         new_password: String,
     ) -> Result<bool, crate::error::AppError> {
         crate::auth::email_flows::reset_password(context, &token, new_password).await
+    }
+
+    /// Mails a link to `newEmail` that moves the signed-in account there. Needs a recent
+    /// password proof; nothing changes until the link is followed.
+    async fn change_email(context: &Context, new_email: String) -> Result<String, crate::error::AppError> {
+        crate::auth::email_flows::change_email(context, new_email).await
+    }
+
+    /// Completes an email change with the token from its mail, signed in as the account
+    /// that asked; ends the account's other sessions.
+    async fn confirm_email_change(context: &Context, token: String) -> Result<bool, crate::error::AppError> {
+        crate::auth::email_flows::confirm_email_change(context, &token).await
     }
 {%- endif %}
 }

@@ -14,13 +14,13 @@ use crate::{
 const CONFIRM: &str = "Confirm your email address";
 const RESET: &str = "Reset your password";
 const PASSWORD_CHANGED: &str = "Your password was changed";
-const ADDRESS_TAKEN: &str = "Someone tried to sign up with your address";
+pub const ADDRESS_TAKEN: &str = "Someone tried to sign up with your address";
 const NO_ACCOUNT: &str = "No account uses this address";
 const ALREADY_CONFIRMED: &str = "Your email address is already confirmed";
 const RESEND: &str = "mutation($e: String!) { resendConfirmation(email: $e) }";
 
 /// The newest mail to `to` with `subject`{% if queue %}: jobs may deliver mails in any order{% endif %}.
-async fn last_mail_to(app: &TestApp, to: &str, subject: &str) -> SentMail {
+pub async fn last_mail_to(app: &TestApp, to: &str, subject: &str) -> SentMail {
     app.mails_to(to)
         .await
         .into_iter()
@@ -29,7 +29,7 @@ async fn last_mail_to(app: &TestApp, to: &str, subject: &str) -> SentMail {
 }
 
 /// The token of the first single-use link in `mail`.
-fn token_in(mail: &SentMail) -> String {
+pub fn token_in(mail: &SentMail) -> String {
     let start = mail.raw.find("token=").expect("no link with a token") + "token=".len();
     mail.raw[start..start + 64].to_string()
 }

@@ -10,11 +10,13 @@ mod storage;
 mod traces;
 {%- if auth %}
 
+mod accounts;
 mod admin;
 mod auth;
 mod users_storage;
 {%- endif %}
 {%- if auth and email %}
+mod email_change;
 mod email_flows;
 {%- endif %}
 {%- if email %}
