@@ -10,7 +10,7 @@ use crate::{
     graphql::Context,
     storage::{
         StorageError,
-        users::{User, UserRepository},
+        users::{User, UserFilter, UserRepository},
     },
 };
 
@@ -80,7 +80,11 @@ pub async fn users(context: &Context, first: i32, after: Option<ID>) -> Result<U
         .filter(|n| (1..=100).contains(n))
         .ok_or_else(|| AppError::BadUserInput("`first` must be between 1 and 100".into()))?;
     let after = after.map(|id| UserId::parse(&id)).transpose()?;
-    let page = context.state.storage.list(after, limit).await?;
+    let page = context
+        .state
+        .storage
+        .list(&UserFilter::default(), after, limit)
+        .await?;
     Ok(UserPage {
         users: page.users,
         next_cursor: page.next.map(|id| ID::new(id.to_string())),

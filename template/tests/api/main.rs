@@ -11,6 +11,7 @@ mod traces;
 {%- if auth %}
 
 mod admin;
+mod audit_storage;
 mod auth;
 mod users_storage;
 {%- endif %}
