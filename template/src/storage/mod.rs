@@ -8,7 +8,8 @@
 mod embedded;
 mod mongo;
 mod settings;
-{% if auth %}pub mod users;
+{% if auth %}pub mod audit;
+pub mod users;
 {% endif %}
 use std::path::PathBuf;
 

@@ -12,6 +12,7 @@ mod traces;
 
 mod accounts;
 mod admin;
+mod audit_storage;
 mod auth;
 mod users_storage;
 {%- endif %}

@@ -4,6 +4,7 @@
 
 mod mongodb_only;
 
+use chrono::Utc;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -12,7 +13,7 @@ use {{crate_name}}::{
     domain::{Email, Role, UserId},
     storage::{
         StorageError,
-        users::{User, UserRepository},
+        users::{Disabled, User, UserFilter, UserRepository},
     },
 };
 
@@ -20,6 +21,34 @@ use crate::helpers::{TestApp, error_code, for_each_backend, spawn_app};
 
 fn user(email: &str) -> User {
     User::new(Email::parse(email).unwrap(), "hash".into())
+}
+
+fn admin(email: &str) -> User {
+    let mut admin = user(email);
+    admin.role = Role::Admin;
+    admin
+}
+
+fn email(address: &str) -> Email {
+    Email::parse(address).unwrap()
+}
+
+fn ids(users: &[User]) -> Vec<UserId> {
+    users.iter().map(|u| u.id).collect()
+}
+
+fn with_prefix(prefix: &str) -> UserFilter {
+    UserFilter {
+        email_prefix: Some(prefix.into()),
+        ..UserFilter::default()
+    }
+}
+
+fn with_role(role: Role) -> UserFilter {
+    UserFilter {
+        role: Some(role),
+        ..UserFilter::default()
+    }
 }
 
 #[tokio::test]
@@ -39,6 +68,7 @@ async fn a_stored_user_is_found_by_id_and_by_email() {
         assert_eq!(by_id.email, stored.email);
         assert_eq!(by_id.role, Role::User);
         assert!(!by_id.email_confirmed);
+        assert!(by_id.disabled.is_none());
         assert_eq!(
             by_id.created_at.timestamp_millis(),
             stored.created_at.timestamp_millis()
@@ -78,6 +108,18 @@ async fn missing_users_are_none_and_updates_to_them_fail() {
             backend.storage.update_password_hash(nobody, "x").await,
             Err(StorageError::NotFound)
         ));
+        assert!(matches!(
+            backend.storage.set_disabled(nobody, None).await,
+            Err(StorageError::NotFound)
+        ));
+        assert!(matches!(
+            backend
+                .storage
+                .update_email(nobody, &email("nobody@example.com"))
+                .await,
+            Err(StorageError::NotFound)
+        ));
+        assert!(!backend.storage.delete(nobody).await.unwrap());
     })
     .await;
 }
@@ -123,15 +165,310 @@ async fn users_are_listed_oldest_first_in_pages() {
             backend.storage.insert(user).await.unwrap();
         }
 
-        let first = backend.storage.list(None, 2).await.unwrap();
-        let second = backend.storage.list(first.next, 2).await.unwrap();
-        let last = backend.storage.list(second.next, 2).await.unwrap();
+        let all = UserFilter::default();
+        let first = backend.storage.list(&all, None, 2).await.unwrap();
+        let second = backend.storage.list(&all, first.next, 2).await.unwrap();
+        let last = backend.storage.list(&all, second.next, 2).await.unwrap();
 
-        let ids = |page: &[User]| page.iter().map(|u| u.id).collect::<Vec<_>>();
         assert_eq!(ids(&first.users), ids(&users[0..2]));
         assert_eq!(ids(&second.users), ids(&users[2..4]));
         assert_eq!(ids(&last.users), ids(&users[4..]));
         assert!(last.next.is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_prefix_keeps_the_addresses_that_start_with_it_in_any_case() {
+    for_each_backend(async |backend| {
+        let users = [
+            user("ada@example.com"),
+            user("bob@example.com"),
+            user("adam@example.com"),
+            user("grace.ada@example.com"),
+        ];
+        for user in &users {
+            backend.storage.insert(user).await.unwrap();
+        }
+
+        let page = backend
+            .storage
+            .list(&with_prefix("ADA"), None, 10)
+            .await
+            .unwrap();
+
+        assert_eq!(ids(&page.users), [users[0].id, users[2].id]);
+        assert!(page.next.is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_prefix_is_taken_literally_not_as_a_pattern() {
+    for_each_backend(async |backend| {
+        let dotted = user("a.b@example.com");
+        let bracketed = user("(x)@example.com");
+        for user in [
+            &dotted,
+            &user("axb@example.com"),
+            &bracketed,
+            &user("x@example.com"),
+        ] {
+            backend.storage.insert(user).await.unwrap();
+        }
+
+        let dot = backend.storage.list(&with_prefix("a.b"), None, 10).await;
+        let open_paren = backend.storage.list(&with_prefix("(x"), None, 10).await;
+        let star = backend.storage.list(&with_prefix(".*"), None, 10).await;
+
+        assert_eq!(ids(&dot.unwrap().users), [dotted.id]);
+        assert_eq!(ids(&open_paren.unwrap().users), [bracketed.id]);
+        assert!(star.unwrap().users.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_role_keeps_its_users_and_combines_with_a_prefix() {
+    for_each_backend(async |backend| {
+        let users = [
+            admin("ada@example.com"),
+            user("adam@example.com"),
+            admin("bob@example.com"),
+        ];
+        for user in &users {
+            backend.storage.insert(user).await.unwrap();
+        }
+        let admins_named_ada = UserFilter {
+            email_prefix: Some("ada".into()),
+            role: Some(Role::Admin),
+        };
+
+        let admins = backend
+            .storage
+            .list(&with_role(Role::Admin), None, 10)
+            .await;
+        let members = backend.storage.list(&with_role(Role::User), None, 10).await;
+        let both = backend.storage.list(&admins_named_ada, None, 10).await;
+
+        assert_eq!(ids(&admins.unwrap().users), [users[0].id, users[2].id]);
+        assert_eq!(ids(&members.unwrap().users), [users[1].id]);
+        assert_eq!(ids(&both.unwrap().users), [users[0].id]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_filtered_list_pages_in_creation_order_past_the_users_it_skips() {
+    for_each_backend(async |backend| {
+        let mut kept = Vec::new();
+        for i in 0..5 {
+            backend
+                .storage
+                .insert(&user(&format!("skip{i}@example.com")))
+                .await
+                .unwrap();
+            let keep = user(&format!("keep{i}@example.com"));
+            backend.storage.insert(&keep).await.unwrap();
+            kept.push(keep);
+        }
+        let filter = with_prefix("keep");
+
+        let first = backend.storage.list(&filter, None, 2).await.unwrap();
+        let second = backend.storage.list(&filter, first.next, 2).await.unwrap();
+        let last = backend.storage.list(&filter, second.next, 2).await.unwrap();
+
+        assert_eq!(ids(&first.users), ids(&kept[0..2]));
+        assert_eq!(first.next, Some(kept[1].id));
+        assert_eq!(ids(&second.users), ids(&kept[2..4]));
+        assert_eq!(ids(&last.users), ids(&kept[4..]));
+        assert!(last.next.is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_deleted_user_is_gone_and_a_second_delete_finds_nothing() {
+    for_each_backend(async |backend| {
+        let doomed = user("doomed@example.com");
+        let kept = user("kept@example.com");
+        backend.storage.insert(&doomed).await.unwrap();
+        backend.storage.insert(&kept).await.unwrap();
+
+        let first = backend.storage.delete(doomed.id).await.unwrap();
+        let second = backend.storage.delete(doomed.id).await.unwrap();
+
+        assert!(first);
+        assert!(!second);
+        assert!(
+            backend
+                .storage
+                .find_by_id(doomed.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            backend
+                .storage
+                .find_by_email(&doomed.email)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let listed = backend.storage.list(&UserFilter::default(), None, 10).await;
+        assert_eq!(ids(&listed.unwrap().users), [kept.id]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_deleted_users_address_is_free_for_a_new_account() {
+    for_each_backend(async |backend| {
+        let first = user("again@example.com");
+        backend.storage.insert(&first).await.unwrap();
+        backend.storage.delete(first.id).await.unwrap();
+
+        let second = user("again@example.com");
+        backend.storage.insert(&second).await.unwrap();
+
+        let found = backend.storage.find_by_email(&second.email).await.unwrap();
+        assert_eq!(found.map(|u| u.id), Some(second.id));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn disabling_keeps_the_reason_and_time_until_the_account_is_enabled() {
+    for_each_backend(async |backend| {
+        let stored = user("mallory@example.com");
+        backend.storage.insert(&stored).await.unwrap();
+        let disabled = Disabled {
+            reason: "sent spam".into(),
+            at: Utc::now(),
+        };
+
+        backend
+            .storage
+            .set_disabled(stored.id, Some(&disabled))
+            .await
+            .unwrap();
+        let while_disabled = backend.storage.find_by_id(stored.id).await.unwrap();
+        backend.storage.set_disabled(stored.id, None).await.unwrap();
+        let enabled = backend.storage.find_by_id(stored.id).await.unwrap();
+
+        let kept = while_disabled.unwrap().disabled.expect("not disabled");
+        assert_eq!(kept.reason, "sent spam");
+        assert_eq!(kept.at.timestamp_millis(), disabled.at.timestamp_millis());
+        assert!(enabled.unwrap().disabled.is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_email_is_confirmed_and_frees_the_old_one() {
+    for_each_backend(async |backend| {
+        let stored = user("old@example.com");
+        backend.storage.insert(&stored).await.unwrap();
+
+        backend
+            .storage
+            .update_email(stored.id, &email("New@Example.com"))
+            .await
+            .unwrap();
+
+        let found = backend
+            .storage
+            .find_by_email(&email("new@example.com"))
+            .await;
+        let found = found.unwrap().expect("not found by the new email");
+        assert_eq!(found.id, stored.id);
+        assert_eq!(found.email.as_ref(), "new@example.com");
+        assert!(found.email_confirmed);
+        let old = backend
+            .storage
+            .find_by_email(&email("old@example.com"))
+            .await;
+        assert!(old.unwrap().is_none());
+        backend
+            .storage
+            .insert(&user("old@example.com"))
+            .await
+            .expect("the old address is still taken");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn setting_the_current_email_again_only_confirms_it() {
+    for_each_backend(async |backend| {
+        let stored = user("same@example.com");
+        backend.storage.insert(&stored).await.unwrap();
+
+        backend
+            .storage
+            .update_email(stored.id, &stored.email)
+            .await
+            .unwrap();
+
+        let found = backend.storage.find_by_email(&stored.email).await.unwrap();
+        let found = found.expect("not found by its email");
+        assert_eq!(found.id, stored.id);
+        assert!(found.email_confirmed);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn another_users_email_is_a_conflict_and_changes_nothing() {
+    for_each_backend(async |backend| {
+        let ada = user("ada@example.com");
+        let grace = user("grace@example.com");
+        backend.storage.insert(&ada).await.unwrap();
+        backend.storage.insert(&grace).await.unwrap();
+
+        let taken = backend
+            .storage
+            .update_email(ada.id, &email("GRACE@example.com"))
+            .await;
+
+        assert!(matches!(taken, Err(StorageError::Conflict)), "{taken:?}");
+        let ada_now = backend.storage.find_by_id(ada.id).await.unwrap().unwrap();
+        assert_eq!(ada_now.email, ada.email);
+        assert!(!ada_now.email_confirmed);
+        let owner = backend.storage.find_by_email(&grace.email).await.unwrap();
+        assert_eq!(owner.map(|u| u.id), Some(grace.id));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_enabled_admins_count_as_admins() {
+    for_each_backend(async |backend| {
+        assert_eq!(backend.storage.count_admins().await.unwrap(), 0);
+        let first = admin("first@example.com");
+        let second = admin("second@example.com");
+        for user in [&first, &second, &user("member@example.com")] {
+            backend.storage.insert(user).await.unwrap();
+        }
+        let disabled = Disabled {
+            reason: "left the team".into(),
+            at: Utc::now(),
+        };
+
+        let all = backend.storage.count_admins().await.unwrap();
+        backend
+            .storage
+            .set_disabled(second.id, Some(&disabled))
+            .await
+            .unwrap();
+        let without_the_disabled = backend.storage.count_admins().await.unwrap();
+        backend.storage.set_disabled(second.id, None).await.unwrap();
+        let enabled_again = backend.storage.count_admins().await.unwrap();
+
+        assert_eq!(all, 2);
+        assert_eq!(without_the_disabled, 1);
+        assert_eq!(enabled_again, 2);
     })
     .await;
 }
@@ -195,7 +532,12 @@ async fn registering_a_taken_address_in_another_case_keeps_the_first_account() {
         "{signed_in}"
     );
     assert_eq!(error_code(&impostor), "UNAUTHENTICATED");
-    let stored = app.state.storage.list(None, 10).await.unwrap();
+    let stored = app
+        .state
+        .storage
+        .list(&UserFilter::default(), None, 10)
+        .await
+        .unwrap();
     assert_eq!(stored.users.len(), 1);
 }
 

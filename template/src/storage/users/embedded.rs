@@ -2,7 +2,7 @@
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{StoredUser, User, UserPage, UserRepository, page};
+use super::{Disabled, StoredUser, User, UserFilter, UserPage, UserRepository, page};
 use crate::{
     domain::{Email, Role, UserId},
     storage::{EmbeddedStore, StorageError},
@@ -19,6 +19,12 @@ fn decode(bytes: &[u8]) -> Result<User, StorageError> {
     serde_json::from_slice::<StoredUser>(bytes)
         .map(User::from)
         .map_err(StorageError::corrupt)
+}
+
+/// Whether `user` meets each criterion set; `prefix` is the filter's normalised prefix.
+fn holds(user: &User, prefix: Option<&str>, role: Option<Role>) -> bool {
+    prefix.is_none_or(|prefix| user.email.as_ref().starts_with(prefix))
+        && role.is_none_or(|role| user.role == role)
 }
 
 impl EmbeddedStore {
@@ -122,8 +128,15 @@ impl UserRepository for EmbeddedStore {
             .await
     }
 
-    async fn list(&self, after: Option<UserId>, limit: usize) -> Result<UserPage, StorageError> {
+    async fn list(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<UserPage, StorageError> {
         let store = self.clone();
+        let prefix = filter.normalised_prefix();
+        let role = filter.role;
         self.blocking(move || {
             let tx = store.db().begin_read().map_err(redb::Error::from)?;
             let table = match tx.open_table(USERS) {
@@ -140,12 +153,112 @@ impl UserRepository for EmbeddedStore {
                 None => table.range::<&str>(..),
             }
             .map_err(redb::Error::from)?;
+            // A filter may skip any number of rows, so the walk stops on the rows kept.
             let mut users = Vec::with_capacity(limit + 1);
-            for row in rows.take(limit + 1) {
+            for row in rows {
                 let (_, bytes) = row.map_err(redb::Error::from)?;
-                users.push(decode(bytes.value())?);
+                let user = decode(bytes.value())?;
+                if holds(&user, prefix.as_deref(), role) {
+                    users.push(user);
+                    if users.len() > limit {
+                        break;
+                    }
+                }
             }
             Ok(page(users, limit))
+        })
+        .await
+    }
+
+    async fn delete(&self, id: UserId) -> Result<bool, StorageError> {
+        let store = self.clone();
+        self.blocking(move || {
+            let key = id.to_string();
+            let tx = store.db().begin_write().map_err(redb::Error::from)?;
+            {
+                let mut users = tx.open_table(USERS).map_err(redb::Error::from)?;
+                let removed = users.remove(key.as_str()).map_err(redb::Error::from)?;
+                let Some(user) = removed.map(|bytes| decode(bytes.value())).transpose()? else {
+                    return Ok(false);
+                };
+                let mut by_email = tx.open_table(USERS_BY_EMAIL).map_err(redb::Error::from)?;
+                by_email
+                    .remove(user.email.as_ref())
+                    .map_err(redb::Error::from)?;
+            }
+            tx.commit().map_err(redb::Error::from)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled: Option<&Disabled>,
+    ) -> Result<(), StorageError> {
+        let store = self.clone();
+        let disabled = disabled.cloned();
+        self.blocking(move || store.modify_user(id, |user| user.disabled = disabled))
+            .await
+    }
+
+    async fn update_email(&self, id: UserId, email: &Email) -> Result<(), StorageError> {
+        let store = self.clone();
+        let email = email.clone();
+        self.blocking(move || {
+            let key = id.to_string();
+            let tx = store.db().begin_write().map_err(redb::Error::from)?;
+            {
+                let mut users = tx.open_table(USERS).map_err(redb::Error::from)?;
+                let mut user = match users.get(key.as_str()).map_err(redb::Error::from)? {
+                    Some(bytes) => decode(bytes.value())?,
+                    None => return Err(StorageError::NotFound),
+                };
+                let mut by_email = tx.open_table(USERS_BY_EMAIL).map_err(redb::Error::from)?;
+                let taken = by_email
+                    .get(email.as_ref())
+                    .map_err(redb::Error::from)?
+                    .is_some_and(|owner| owner.value() != key);
+                if taken {
+                    return Err(StorageError::Conflict);
+                }
+                by_email
+                    .remove(user.email.as_ref())
+                    .map_err(redb::Error::from)?;
+                by_email
+                    .insert(email.as_ref(), key.as_str())
+                    .map_err(redb::Error::from)?;
+                user.email = email;
+                user.email_confirmed = true;
+                users
+                    .insert(key.as_str(), encode(&user)?.as_slice())
+                    .map_err(redb::Error::from)?;
+            }
+            tx.commit().map_err(redb::Error::from)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn count_admins(&self) -> Result<u64, StorageError> {
+        let store = self.clone();
+        self.blocking(move || {
+            let tx = store.db().begin_read().map_err(redb::Error::from)?;
+            let table = match tx.open_table(USERS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                Err(e) => return Err(redb::Error::from(e).into()),
+            };
+            let mut admins = 0;
+            for row in table.iter().map_err(redb::Error::from)? {
+                let (_, bytes) = row.map_err(redb::Error::from)?;
+                let user = decode(bytes.value())?;
+                if user.role == Role::Admin && user.disabled.is_none() {
+                    admins += 1;
+                }
+            }
+            Ok(admins)
         })
         .await
     }

@@ -20,6 +20,15 @@ pub struct User {
     /// Set once the owner follows a confirmation or reset link (email module).
     pub email_confirmed: bool,
     pub created_at: DateTime<Utc>,
+    /// Set while an admin keeps the account out; the account and its data stay.
+    pub disabled: Option<Disabled>,
+}
+
+/// Why and since when an account is disabled, for the admin who looks at it later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disabled {
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 impl User {
@@ -31,6 +40,7 @@ impl User {
             role: Role::User,
             email_confirmed: false,
             created_at: Utc::now(),
+            disabled: None,
         }
     }
 }
@@ -46,6 +56,34 @@ struct StoredUser {
     #[serde(default)]
     email_confirmed: bool,
     created_at_ms: i64,
+    /// Absent from documents written before accounts could be disabled: those are enabled.
+    #[serde(default)]
+    disabled: Option<StoredDisabled>,
+}
+
+/// `Disabled` with its time in milliseconds, as `created_at_ms` is kept.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredDisabled {
+    reason: String,
+    at_ms: i64,
+}
+
+impl From<&Disabled> for StoredDisabled {
+    fn from(disabled: &Disabled) -> Self {
+        Self {
+            reason: disabled.reason.clone(),
+            at_ms: disabled.at.timestamp_millis(),
+        }
+    }
+}
+
+impl From<StoredDisabled> for Disabled {
+    fn from(stored: StoredDisabled) -> Self {
+        Self {
+            reason: stored.reason,
+            at: DateTime::from_timestamp_millis(stored.at_ms).unwrap_or_default(),
+        }
+    }
 }
 
 impl From<&User> for StoredUser {
@@ -57,6 +95,7 @@ impl From<&User> for StoredUser {
             role: user.role,
             email_confirmed: user.email_confirmed,
             created_at_ms: user.created_at.timestamp_millis(),
+            disabled: user.disabled.as_ref().map(StoredDisabled::from),
         }
     }
 }
@@ -70,6 +109,7 @@ impl From<StoredUser> for User {
             role: stored.role,
             email_confirmed: stored.email_confirmed,
             created_at: DateTime::from_timestamp_millis(stored.created_at_ms).unwrap_or_default(),
+            disabled: stored.disabled.map(Disabled::from),
         }
     }
 }
@@ -79,6 +119,23 @@ impl From<StoredUser> for User {
 pub struct UserPage {
     pub users: Vec<User>,
     pub next: Option<UserId>,
+}
+
+/// Which users a list holds; the default holds them all. Criteria combine: a user must
+/// meet each one that is set.
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    /// The start of the address, in any case: it is matched against the normalised
+    /// (lower-case) email.
+    pub email_prefix: Option<String>,
+    pub role: Option<Role>,
+}
+
+impl UserFilter {
+    /// The prefix as stored addresses are spelled.
+    fn normalised_prefix(&self) -> Option<String> {
+        self.email_prefix.as_deref().map(str::to_lowercase)
+    }
 }
 
 pub trait UserRepository {
@@ -116,12 +173,44 @@ pub trait UserRepository {
     /// `StorageError::NotFound` when no user has this id.
     fn confirm_email(&self, id: UserId) -> impl Future<Output = Result<(), StorageError>> + Send;
 
-    /// Up to `limit` users created after `after` (from the first when `None`).
+    /// Up to `limit` users that `filter` holds, created after `after` (from the first when
+    /// `None`). A page's `next` is a cursor for the same filter.
     fn list(
         &self,
+        filter: &UserFilter,
         after: Option<UserId>,
         limit: usize,
     ) -> impl Future<Output = Result<UserPage, StorageError>> + Send;
+
+    /// Removes the user for good; `false` when none had this id, so a repeated delete is
+    /// harmless. The address is free for a new account afterwards.
+    fn delete(&self, id: UserId) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Disables the account with `disabled`'s reason, or enables it again with `None`.
+    ///
+    /// # Errors
+    /// `StorageError::NotFound` when no user has this id.
+    fn set_disabled(
+        &self,
+        id: UserId,
+        disabled: Option<&Disabled>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Sets a new address and marks it confirmed: callers change it once the new address
+    /// is proven (a link sent to it was followed) or an admin vouches for it.
+    ///
+    /// # Errors
+    /// `StorageError::Conflict` when another user has this email, `StorageError::NotFound`
+    /// when no user has this id.
+    fn update_email(
+        &self,
+        id: UserId,
+        email: &Email,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Admins who are not disabled: the ones who can still act as admins, so the last of
+    /// them is never removed or demoted by mistake.
+    fn count_admins(&self) -> impl Future<Output = Result<u64, StorageError>> + Send;
 }
 
 /// Makes a page from up to `limit + 1` rows: the extra row only proves there is more.
@@ -178,10 +267,47 @@ impl UserRepository for Storage {
         }
     }
 
-    async fn list(&self, after: Option<UserId>, limit: usize) -> Result<UserPage, StorageError> {
+    async fn list(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<UserPage, StorageError> {
         match self {
-            Self::Mongo(store) => store.list(after, limit).await,
-            Self::Embedded(store) => store.list(after, limit).await,
+            Self::Mongo(store) => store.list(filter, after, limit).await,
+            Self::Embedded(store) => store.list(filter, after, limit).await,
+        }
+    }
+
+    async fn delete(&self, id: UserId) -> Result<bool, StorageError> {
+        match self {
+            Self::Mongo(store) => store.delete(id).await,
+            Self::Embedded(store) => store.delete(id).await,
+        }
+    }
+
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled: Option<&Disabled>,
+    ) -> Result<(), StorageError> {
+        match self {
+            Self::Mongo(store) => store.set_disabled(id, disabled).await,
+            Self::Embedded(store) => store.set_disabled(id, disabled).await,
+        }
+    }
+
+    async fn update_email(&self, id: UserId, email: &Email) -> Result<(), StorageError> {
+        match self {
+            Self::Mongo(store) => store.update_email(id, email).await,
+            Self::Embedded(store) => store.update_email(id, email).await,
+        }
+    }
+
+    async fn count_admins(&self) -> Result<u64, StorageError> {
+        match self {
+            Self::Mongo(store) => store.count_admins().await,
+            Self::Embedded(store) => store.count_admins().await,
         }
     }
 }
@@ -194,5 +320,25 @@ pub async fn bootstrap(storage: &Storage) -> Result<(), StorageError> {
     match storage {
         Storage::Mongo(store) => store.create_user_indexes().await,
         Storage::Embedded(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_from_before_accounts_could_be_disabled_reads_as_enabled() {
+        let old = serde_json::json!({
+            "_id": UserId::generate(),
+            "email": "old@example.com",
+            "password_hash": "hash",
+            "role": "admin",
+            "created_at_ms": 0,
+        });
+
+        let user = User::from(serde_json::from_value::<StoredUser>(old).unwrap());
+
+        assert!(user.disabled.is_none());
     }
 }

@@ -7,7 +7,9 @@ use mongodb::{
     options::IndexOptions,
 };
 
-use super::{StoredUser, User, UserPage, UserRepository, page};
+use super::{
+    Disabled, StoredDisabled, StoredUser, User, UserFilter, UserPage, UserRepository, page,
+};
 use crate::{
     domain::{Email, Role, UserId},
     storage::{
@@ -42,7 +44,8 @@ impl MongoStore {
         let result = self
             .users()
             .update_one(doc! { "_id": id.to_string() }, doc! { "$set": set })
-            .await?;
+            .await
+            .map_err(write_error)?;
         if result.matched_count == 0 {
             return Err(StorageError::NotFound);
         }
@@ -50,18 +53,55 @@ impl MongoStore {
     }
 }
 
-/// Whether the unique email index refused the write.
-fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
-    server_code(error) == Some(DUPLICATE_KEY)
+/// A write the unique email index refused is a `Conflict`; other errors stay as they are.
+fn write_error(error: mongodb::error::Error) -> StorageError {
+    if server_code(&error) == Some(DUPLICATE_KEY) {
+        StorageError::Conflict
+    } else {
+        error.into()
+    }
+}
+
+/// A regex matching the addresses that start with `prefix`, each character of it taken
+/// literally (the characters `regex::escape` escapes). Anchored and case-sensitive, so
+/// MongoDB can use the email index for it; stored addresses are lower-case already.
+fn starts_with(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() * 2 + 1);
+    pattern.push('^');
+    for c in prefix.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern
+}
+
+/// The query for `filter`'s users created after `after`.
+fn list_query(
+    filter: &UserFilter,
+    after: Option<UserId>,
+) -> Result<mongodb::bson::Document, StorageError> {
+    let mut query = doc! {};
+    if let Some(id) = after {
+        query.insert("_id", doc! { "$gt": id.to_string() });
+    }
+    if let Some(prefix) = filter.normalised_prefix() {
+        query.insert("email", doc! { "$regex": starts_with(&prefix) });
+    }
+    if let Some(role) = filter.role {
+        query.insert("role", to_bson(&role).map_err(StorageError::corrupt)?);
+    }
+    Ok(query)
 }
 
 impl UserRepository for MongoStore {
     async fn insert(&self, user: &User) -> Result<(), StorageError> {
-        match self.users().insert_one(StoredUser::from(user)).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate_key(&e) => Err(StorageError::Conflict),
-            Err(e) => Err(e.into()),
-        }
+        self.users()
+            .insert_one(StoredUser::from(user))
+            .await
+            .map_err(write_error)?;
+        Ok(())
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StorageError> {
@@ -93,19 +133,65 @@ impl UserRepository for MongoStore {
         self.update_user(id, doc! { "email_confirmed": true }).await
     }
 
-    async fn list(&self, after: Option<UserId>, limit: usize) -> Result<UserPage, StorageError> {
-        let filter = match after {
-            Some(id) => doc! { "_id": { "$gt": id.to_string() } },
-            None => doc! {},
-        };
+    async fn list(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<UserPage, StorageError> {
         let rows: Vec<StoredUser> = self
             .users()
-            .find(filter)
+            .find(list_query(filter, after)?)
             .sort(doc! { "_id": 1 })
             .limit(i64::try_from(limit + 1).unwrap_or(i64::MAX))
             .await?
             .try_collect()
             .await?;
         Ok(page(rows.into_iter().map(User::from).collect(), limit))
+    }
+
+    async fn delete(&self, id: UserId) -> Result<bool, StorageError> {
+        let result = self
+            .users()
+            .delete_one(doc! { "_id": id.to_string() })
+            .await?;
+        Ok(result.deleted_count > 0)
+    }
+
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled: Option<&Disabled>,
+    ) -> Result<(), StorageError> {
+        let disabled = disabled.map(StoredDisabled::from);
+        let disabled = to_bson(&disabled).map_err(StorageError::corrupt)?;
+        self.update_user(id, doc! { "disabled": disabled }).await
+    }
+
+    async fn update_email(&self, id: UserId, email: &Email) -> Result<(), StorageError> {
+        self.update_user(
+            id,
+            doc! { "email": email.as_ref(), "email_confirmed": true },
+        )
+        .await
+    }
+
+    async fn count_admins(&self) -> Result<u64, StorageError> {
+        let admin = to_bson(&Role::Admin).map_err(StorageError::corrupt)?;
+        // `null` also matches documents from before accounts could be disabled.
+        let enabled_admins = doc! { "role": admin, "disabled": null };
+        Ok(self.users().count_documents(enabled_admins).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_is_anchored_and_taken_literally() {
+        assert_eq!(starts_with("ada"), "^ada");
+        assert_eq!(starts_with("a.b+c"), r"^a\.b\+c");
+        assert_eq!(starts_with(r"(x)|[y]\"), r"^\(x\)\|\[y\]\\");
     }
 }

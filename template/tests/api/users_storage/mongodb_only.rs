@@ -8,7 +8,7 @@ use mongodb::{
 };
 
 use {{crate_name}}::{
-    domain::Email,
+    domain::{Email, Role, UserId},
     storage::{
         Storage, StorageError,
         users::{User, UserRepository},
@@ -136,4 +136,32 @@ async fn a_user_is_one_document_keyed_by_its_uuid_string() {
         stored.get_i64("created_at_ms").unwrap(),
         user.created_at.timestamp_millis()
     );
+}
+
+#[tokio::test]
+#[ignore = "needs MongoDB: set TEST_MONGODB_URI, run with --ignored mongodb_only"]
+async fn a_user_stored_before_accounts_could_be_disabled_reads_as_enabled() {
+    let database = TestDatabase::required();
+    let storage = connect(&database).await.unwrap();
+    let id = UserId::generate();
+    database
+        .handle()
+        .await
+        .collection::<Document>("users")
+        .insert_one(doc! {
+            "_id": id.to_string(),
+            "email": "old@example.com",
+            "password_hash": "hash",
+            "role": "admin",
+            "email_confirmed": true,
+            "created_at_ms": 1_700_000_000_000_i64,
+        })
+        .await
+        .unwrap();
+
+    let found = storage.find_by_id(id).await.unwrap().expect("not found");
+
+    assert_eq!(found.role, Role::Admin);
+    assert!(found.disabled.is_none());
+    assert_eq!(storage.count_admins().await.unwrap(), 1);
 }
