@@ -6,7 +6,7 @@ use juniper::{GraphQLObject, ID};
 use secrecy::SecretString;
 
 use super::sessions::SessionInfo;
-use crate::{error::AppError, graphql::Context};
+use crate::{error::AppError, graphql::Context, storage::users::UserRepository as _};
 
 /// One live session of the signed-in user.
 #[derive(GraphQLObject)]

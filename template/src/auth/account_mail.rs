@@ -234,7 +234,7 @@ impl AccountMailer {
         };
         let token = self
             .tokens
-            .issue_carrying(purpose, user, ttl, payload)
+            .issue(purpose, user, ttl, payload)
             .await
             .context("Failed to issue a link's token")?;
         Ok(self.mailer.link(path, token.expose()))

@@ -48,7 +48,12 @@ pub async fn create(
         Err(StorageError::Conflict) => bail!(taken(&email)),
         Err(error) => return Err(error.into()),
     }
-    let entry = AuditEntry::new(None, AuditAction::CreateAdmin, Some(user.id), "create-admin".into());
+    let entry = AuditEntry::new(
+        None,
+        AuditAction::CreateAdmin,
+        Some(user.id),
+        "create-admin",
+    );
     storage.record(&entry).await?;
     Ok(format!("Created the admin {email}"))
 }
@@ -93,7 +98,7 @@ pub async fn promote_existing(
         None,
         AuditAction::PromoteAdmin,
         Some(user.id),
-        "create-admin --promote-existing".into(),
+        "create-admin --promote-existing",
     );
     storage.record(&entry).await?;
     let ended = sessions

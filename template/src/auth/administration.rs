@@ -161,7 +161,14 @@ pub async fn enable_user(context: &Context, id: &ID) -> Result<User, AppError> {
     let target = UserId::parse(id)?;
     find(context, target).await?;
     context.state.storage.set_disabled(target, None).await?;
-    audit(context, admin, AuditAction::EnableUser, target, String::new()).await?;
+    audit(
+        context,
+        admin,
+        AuditAction::EnableUser,
+        target,
+        String::new(),
+    )
+    .await?;
     find(context, target).await
 }
 

@@ -52,7 +52,11 @@ pub fn label(user_agent: Option<&str>) -> String {
             .unwrap_or("an unknown device")
             .to_string(),
     };
-    label.chars().filter(|c| !c.is_control()).take(MAX_LEN).collect()
+    label
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_LEN)
+        .collect()
 }
 
 #[cfg(test)]

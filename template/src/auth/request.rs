@@ -18,11 +18,7 @@ use super::{
     device, origin,
     sessions::{ActiveSession, SessionOrigin, SessionToken},
 };
-use crate::{
-    domain::UserId,
-    error::AppError,
-    storage::users::User,
-};
+use crate::{domain::UserId, error::AppError, storage::users::User};
 
 enum CookieChange {
     Set(SessionToken),

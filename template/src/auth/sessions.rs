@@ -228,7 +228,10 @@ impl SessionStore {
         let mut connection = self.redis.connection();
         type Fields = (Option<String>, Option<u64>, Option<u64>, Option<u64>);
         let (user_id, created_at, last_seen, authenticated_at): Fields = connection
-            .hmget(&key, &["user_id", "created_at", "last_seen", "authenticated_at"])
+            .hmget(
+                &key,
+                &["user_id", "created_at", "last_seen", "authenticated_at"],
+            )
             .await
             .map_err(unavailable)?;
         let (Some(user_id), Some(created_at)) = (user_id, created_at) else {
@@ -354,7 +357,7 @@ impl SessionStore {
                 .await
                 .map_err(unavailable)?;
         }
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sessions.sort_by_key(|session| std::cmp::Reverse(session.created_at));
         Ok(sessions)
     }
 

@@ -114,25 +114,13 @@ impl OneTimeTokens {
         super::user_key(&self.redis, user, &format!("token:{}", purpose.as_str()))
     }
 
-    /// A new token for `user` and `purpose`, valid for `ttl`; the previous one of the
-    /// same purpose stops working.
+    /// A new token for `user` and `purpose`, valid for `ttl`, keeping `payload` (no
+    /// spaces; empty for none) for whoever consumes it; the previous token of the same
+    /// purpose stops working.
     ///
     /// # Errors
     /// `Unavailable` when Redis does not answer.
     pub async fn issue(
-        &self,
-        purpose: Purpose,
-        user: UserId,
-        ttl: Duration,
-    ) -> Result<LinkToken, AppError> {
-        self.issue_carrying(purpose, user, ttl, "").await
-    }
-
-    /// As [`Self::issue`], keeping `payload` (no spaces) for whoever consumes the token.
-    ///
-    /// # Errors
-    /// `Unavailable` when Redis does not answer.
-    pub async fn issue_carrying(
         &self,
         purpose: Purpose,
         user: UserId,
@@ -170,7 +158,10 @@ impl OneTimeTokens {
             .map_err(unavailable)?;
         let secret_hash = hash(presented.secret);
         let live = stored.is_some_and(|stored| {
-            stored.split_once(' ').map_or(stored.as_str(), |(hash, _)| hash) == secret_hash
+            stored
+                .split_once(' ')
+                .map_or(stored.as_str(), |(hash, _)| hash)
+                == secret_hash
         });
         Ok(live.then_some(presented.user))
     }

@@ -302,10 +302,12 @@ async fn a_disabled_users_sessions_stop_at_once_and_sign_in_answers_as_for_a_wro
 async fn every_admin_action_is_in_the_audit_log_newest_first() {
     let app = spawn_app().await;
     let (token, admin_id) = admin(&app).await;
-    let (_, user_token) = signed_in(&app).await;
+    let (email, user_token) = signed_in(&app).await;
     let user = user_id(&app, &user_token).await.to_string();
     graphql(&app, Some(&token), DISABLE, json!({ "id": user, "why": "spam" })).await;
     graphql(&app, Some(&token), ENABLE, json!({ "id": user })).await;
+    // Disabling ended the user's sessions.
+    let user_token = login(&app, &email, PASSWORD).await;
 
     let first = graphql(&app, Some(&token), AUDIT, json!({})).await;
     let cursor = first["data"]["auditLog"]["nextCursor"].clone();
