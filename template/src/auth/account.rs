@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use juniper::{GraphQLObject, ID};
-use secrecy::SecretString;
 
 use super::sessions::SessionInfo;
-use crate::{error::AppError, graphql::Context, storage::users::UserRepository as _};
+use crate::{
+    domain::UserId, error::AppError, graphql::Context, storage::users::UserRepository as _,
+};
 
 /// One live session of the signed-in user.
 #[derive(GraphQLObject)]
@@ -81,22 +82,8 @@ pub async fn revoke_session(context: &Context, id: &ID) -> Result<bool, AppError
 /// the next `auth.reauth_window_secs`. A password check like `login`: one per request,
 /// counted against the account and the client.
 pub async fn reauthenticate(context: &Context, password: String) -> Result<bool, AppError> {
-    context.auth.claim_password_work()?;
+    context.prove_password(password, "reauthenticate").await?;
     let auth = &context.state.auth;
-    let user = context.require_user().await?;
-    let attempt = auth
-        .lockout
-        .admit(context.auth.client(), &user.email, "reauthenticate")
-        .await?;
-    let verified = auth
-        .passwords
-        .verify(&SecretString::from(password), Some(&user.password_hash))
-        .await?;
-    if !verified {
-        auth.lockout.failed(attempt).await?;
-        return Err(AppError::BadUserInput("the password is wrong".into()));
-    }
-    auth.lockout.succeeded(attempt).await?;
     if let Some(session) = context.auth.session() {
         auth.sessions.mark_authenticated(session).await?;
     }
@@ -104,14 +91,17 @@ pub async fn reauthenticate(context: &Context, password: String) -> Result<bool,
 }
 
 /// Erases the signed-in account once its session proved the password recently: the
-/// user record, every session, every outstanding link{% if email %} and count kept on the
-/// address, then says goodbye by mail{% else %} and count kept on the address{% endif %}. A retry of a request that erased the account
-/// (its session is gone by then) answers `true` again.
+/// user record, every session and outstanding link, the counts kept on its address{% if email %},
+/// then says goodbye by mail{% endif %}. A retry of a request that erased the account (its
+/// session is gone by then) answers `true` again, finishing what a failure left.
 pub async fn delete_account(context: &Context) -> Result<bool, AppError> {
     let auth = &context.state.auth;
     let Some(user) = context.current_user().await? else {
         return match context.auth.presented_user() {
-            Some(user) if auth.erasures.contains(user).await? => Ok(true),
+            Some(user) if auth.erasures.contains(user).await? => {
+                erase_keys_of(context, user).await?;
+                Ok(true)
+            }
             _ => Err(AppError::Unauthenticated("sign in to continue")),
         };
     };
@@ -120,7 +110,8 @@ pub async fn delete_account(context: &Context) -> Result<bool, AppError> {
     // Marked first: a retry after a failure half-way still knows what it asked for.
     auth.erasures.mark(user.id).await?;
     context.state.storage.delete(user.id).await?;
-    auth.sessions.revoke_all(user.id).await?;
+    erase_keys_of(context, user.id).await?;
+    // Counts kept on the address; a retry no longer knows it, and they lapse anyway.
     auth.lockout.forget(&user.email).await?;
 {%- if email %}
     super::email_flows::after_account_erased(context, &user).await?;
@@ -129,4 +120,13 @@ pub async fn delete_account(context: &Context) -> Result<bool, AppError> {
     context.auth.clear_session_cookie();
     tracing::info!(user.id = %user.id, "Account erased at its owner's request");
     Ok(true)
+}
+
+/// Deletes the Redis keys named after `user`: its sessions{% if email %}, links and known devices{% endif %}.
+async fn erase_keys_of(context: &Context, user: UserId) -> Result<(), AppError> {
+    context.state.auth.sessions.revoke_all(user).await?;
+{%- if email %}
+    super::email_flows::forget_links_and_devices(context, user).await?;
+{%- endif %}
+    Ok(())
 }

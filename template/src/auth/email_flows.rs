@@ -20,7 +20,7 @@ use super::{
     tokens::{OneTimeTokens, Purpose},
 };
 use crate::{
-    domain::Email,
+    domain::{Email, UserId},
     error::AppError,
     graphql::Context,
     storage::{
@@ -253,16 +253,24 @@ pub fn after_session_revoked_elsewhere(context: &Context, user: &User, device: S
     send_after_answer(context, AccountMail { to: user.email.clone(), about });
 }
 
-/// While erasing `user`'s account: its links and the counts kept on its address go,
-/// then the goodbye is mailed.
+/// While erasing `user`'s account: its outstanding links and known devices go.
+///
+/// # Errors
+/// `Unavailable` when Redis does not answer.
+pub async fn forget_links_and_devices(context: &Context, user: UserId) -> Result<(), AppError> {
+    tokens(context).revoke_all(user).await?;
+    KnownDevices::new(context.state.auth.redis.clone())
+        .forget(user)
+        .await
+}
+
+/// Once `user`'s account is erased: the count of mails to its address goes, then the
+/// goodbye is mailed.
 ///
 /// # Errors
 /// `Unavailable` when Redis does not answer.
 pub async fn after_account_erased(context: &Context, user: &User) -> Result<(), AppError> {
-    let auth = &context.state.auth;
-    tokens(context).revoke_all(user.id).await?;
-    KnownDevices::new(auth.redis.clone()).forget(user.id).await?;
-    auth.forget_recipient(&user.email).await?;
+    context.state.auth.forget_recipient(&user.email).await?;
     let mail = AccountMail {
         to: user.email.clone(),
         about: About::AccountDeleted,

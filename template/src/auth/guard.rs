@@ -1,6 +1,8 @@
 //! Authorization guards for resolvers: `context.require_user().await?` or
 //! `context.require_role(Role::Admin).await?`.
 
+use secrecy::SecretString;
+
 use crate::{
     domain::Role,
     error::AppError,
@@ -33,6 +35,37 @@ impl Context {
         self.current_user()
             .await?
             .ok_or(AppError::Unauthenticated("sign in to continue"))
+    }
+
+    /// Checks the signed-in user's `password`, as `action` in the limits' metrics: one
+    /// password operation per request, counted against the account and the client like
+    /// a login, so a stolen session gets no more guesses than a stranger.
+    ///
+    /// # Errors
+    /// `Unauthenticated` without a live session, `RateLimited` past the limits,
+    /// `BadUserInput` when the password is wrong.
+    pub async fn prove_password(
+        &self,
+        password: String,
+        action: &'static str,
+    ) -> Result<&User, AppError> {
+        self.auth.claim_password_work()?;
+        let auth = &self.state.auth;
+        let user = self.require_user().await?;
+        let attempt = auth
+            .lockout
+            .admit(self.auth.client(), &user.email, action)
+            .await?;
+        let verified = auth
+            .passwords
+            .verify(&SecretString::from(password), Some(&user.password_hash))
+            .await?;
+        if !verified {
+            auth.lockout.failed(attempt).await?;
+            return Err(AppError::BadUserInput("the password is wrong".into()));
+        }
+        auth.lockout.succeeded(attempt).await?;
+        Ok(user)
     }
 
     /// The signed-in user, if this session proved its password within

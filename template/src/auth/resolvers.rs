@@ -232,27 +232,10 @@ pub async fn change_password(
     current_password: String,
     new_password: String,
 ) -> Result<bool, AppError> {
-    context.auth.claim_password_work()?;
+    let user = context
+        .prove_password(current_password, "change_password")
+        .await?;
     let auth = &context.state.auth;
-    let user = context.require_user().await?;
-    let attempt = auth
-        .lockout
-        .admit(context.auth.client(), &user.email, "change_password")
-        .await?;
-    let verified = auth
-        .passwords
-        .verify(
-            &SecretString::from(current_password),
-            Some(&user.password_hash),
-        )
-        .await?;
-    if !verified {
-        auth.lockout.failed(attempt).await?;
-        return Err(AppError::BadUserInput(
-            "the current password is wrong".into(),
-        ));
-    }
-    auth.lockout.succeeded(attempt).await?;
     let hash = auth
         .passwords
         .hash_new(SecretString::from(new_password), &user.email)

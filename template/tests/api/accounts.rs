@@ -12,7 +12,10 @@ use {{crate_name}}::{
 };
 
 use crate::{
-    auth::{PASSWORD, create_admin, graphql, login, me, register, signed_in, try_login},
+    auth::{
+        PASSWORD, create_admin, graphql, login, login_with_agent, me, register, signed_in,
+        try_login,
+    },
     helpers::{TestApp, error_code, spawn_app, spawn_app_with},
 };
 
@@ -20,28 +23,6 @@ const SESSIONS: &str = "{ sessions { id createdAt lastSeenAt device client curre
 const REVOKE: &str = "mutation($id: ID!) { revokeSession(id: $id) }";
 const REAUTHENTICATE: &str = "mutation($p: String!) { reauthenticate(password: $p) }";
 const DELETE: &str = "mutation { deleteAccount }";
-
-/// Signs in as `email` from a browser describing itself as `user_agent`.
-async fn login_as_browser(app: &TestApp, email: &str, user_agent: &str) -> String {
-    let body: Value = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .header("User-Agent", user_agent)
-        .json(&json!({
-            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken } }",
-            "variables": { "e": email, "p": PASSWORD },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["data"]["login"]["sessionToken"]
-        .as_str()
-        .unwrap_or_else(|| panic!("login failed: {body}"))
-        .to_string()
-}
 
 async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
     let body = graphql(app, Some(token), SESSIONS, json!({})).await;
@@ -60,7 +41,7 @@ async fn user_id(app: &TestApp, token: &str) -> UserId {
 async fn the_session_list_shows_each_device_and_marks_the_current_one() {
     let app = spawn_app().await;
     let (email, _) = signed_in(&app).await;
-    let firefox = login_as_browser(
+    let firefox = login_with_agent(
         &app,
         &email,
         "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",

@@ -98,6 +98,28 @@ pub async fn login(app: &TestApp, email: &str, password: &str) -> String {
         .to_string()
 }
 
+/// Logs in from a client describing itself as `user_agent`; returns the session token.
+pub async fn login_with_agent(app: &TestApp, email: &str, user_agent: &str) -> String {
+    let body: Value = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("User-Agent", user_agent)
+        .json(&json!({
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken } }",
+            "variables": { "e": email, "p": PASSWORD },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["data"]["login"]["sessionToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login failed: {body}"))
+        .to_string()
+}
+
 /// A registered account and one session of it.
 pub async fn signed_in(app: &TestApp) -> (String, String) {
     let email = unique_email();

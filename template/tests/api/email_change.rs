@@ -9,7 +9,7 @@ use {{crate_name}}::{
 };
 
 use crate::{
-    auth::{PASSWORD, graphql, login, me, register, signed_in, unique_email},
+    auth::{PASSWORD, graphql, login, login_with_agent, me, register, signed_in, unique_email},
     email_flows::{ADDRESS_TAKEN, last_mail_to, token_in},
     helpers::{TestApp, error_code, spawn_app},
 };
@@ -98,26 +98,10 @@ async fn a_sign_in_from_a_new_device_is_reported_once() {
     let email = unique_email();
     register(&app, &email, PASSWORD).await;
     login(&app, &email, PASSWORD).await;
-    let sign_in_from = |agent: &'static str| {
-        let app = &app;
-        let email = email.clone();
-        async move {
-            app.client
-                .post(format!("{}/graphql", app.address))
-                .header("User-Agent", agent)
-                .json(&json!({
-                    "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken } }",
-                    "variables": { "e": email, "p": PASSWORD },
-                }))
-                .send()
-                .await
-                .unwrap();
-        }
-    };
     let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
-    sign_in_from(firefox).await;
-    sign_in_from(firefox).await;
+    login_with_agent(&app, &email, firefox).await;
+    login_with_agent(&app, &email, firefox).await;
 
     let notices: Vec<_> = app
         .mails_to(&email)

@@ -84,12 +84,13 @@ async fn sessions_outlive_their_masters_death() {
     let first = graphql(&app, Some(&sessions[0]), me, json!({})).await;
     let user = first["data"]["me"]["id"].as_str().unwrap().to_string();
     // The first user's keys share its hash tag, so they share its master.
-    let master = cluster.master_of(&["user:{", &user, "}:sessions"].concat());
+    let key = ["user:{", &user, "}:sessions"].concat();
+    let master = cluster.master_of(&key);
     cluster.wait_for_replicas(master);
 
     // Act: that master dies; its replica takes over.
     cluster.stop_node(master);
-    cluster.wait_until_ok(Duration::from_secs(20));
+    cluster.wait_for_failover(&key, master, Duration::from_secs(30));
 
     // Assert: every session still works, on the same app, and sign-in goes on, each
     // within the time the client takes to learn the new master.

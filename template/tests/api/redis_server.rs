@@ -182,8 +182,28 @@ impl PrivateCluster {
         }
     }
 
+    /// Waits until a master other than `old` serves `key`'s slot (a replica took over),
+    /// failing after `limit`. Right after a master dies the cluster still says it is ok:
+    /// the nodes take a node timeout to notice, then an election.
+    pub fn wait_for_failover(&self, key: &str, old: u16, limit: Duration) {
+        let started = Instant::now();
+        while self.serving_master(key).is_none_or(|master| master == old) || !self.is_ok() {
+            assert!(
+                started.elapsed() < limit,
+                "no replica took over from {old} in {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The port of the master serving `key`'s slot.
     pub fn master_of(&self, key: &str) -> u16 {
+        self.serving_master(key)
+            .expect("a master serves every slot")
+    }
+
+    /// The port of the master serving `key`'s slot, if a live one does.
+    fn serving_master(&self, key: &str) -> Option<u16> {
         let any = self.any_port();
         let slot = Self::cli(any, &["cluster", "keyslot", key]);
         let slot: u16 = slot.trim().parse().expect("a slot number");
@@ -201,7 +221,6 @@ impl PrivateCluster {
             .and_then(|line| line.split_whitespace().nth(1))
             .and_then(|address| address.split(['@', ':']).nth(1))
             .and_then(|port| port.parse().ok())
-            .expect("a master serves every slot")
     }
 }
 

@@ -159,14 +159,9 @@ pub trait AuditRepository {
     ) -> impl Future<Output = Result<AuditPage, StorageError>> + Send;
 }
 
-/// Makes a page from up to `limit + 1` rows: the extra row only proves there is more.
-fn page(mut entries: Vec<AuditEntry>, limit: usize) -> AuditPage {
-    let next = if entries.len() > limit {
-        entries.truncate(limit);
-        entries.last().map(|entry| entry.id)
-    } else {
-        None
-    };
+/// Makes a page from up to `limit + 1` entries: the extra one only proves there is more.
+fn page(entries: Vec<AuditEntry>, limit: usize) -> AuditPage {
+    let (entries, next) = super::users::paginate(entries, limit, |entry| entry.id);
     AuditPage { entries, next }
 }
 

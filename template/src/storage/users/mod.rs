@@ -214,14 +214,25 @@ pub trait UserRepository {
 }
 
 /// Makes a page from up to `limit + 1` rows: the extra row only proves there is more.
-fn page(mut users: Vec<User>, limit: usize) -> UserPage {
-    let next = if users.len() > limit {
-        users.truncate(limit);
-        users.last().map(|user| user.id)
-    } else {
-        None
-    };
+fn page(users: Vec<User>, limit: usize) -> UserPage {
+    let (users, next) = paginate(users, limit, |user| user.id);
     UserPage { users, next }
+}
+
+/// Splits up to `limit + 1` rows into the first `limit` and, when the extra row shows
+/// there is more, the cursor of the last one kept.
+pub(super) fn paginate<T, C>(
+    mut rows: Vec<T>,
+    limit: usize,
+    cursor: impl Fn(&T) -> C,
+) -> (Vec<T>, Option<C>) {
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let next = rows.last().map(cursor);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
 }
 
 impl UserRepository for Storage {
