@@ -181,6 +181,7 @@ impl PrivateCluster {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+{%- if auth %}
 
     /// Waits until a master other than `old` serves `key`'s slot (a replica took over),
     /// failing after `limit`. Right after a master dies the cluster still says it is ok:
@@ -195,6 +196,7 @@ impl PrivateCluster {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+{%- endif %}
 
     /// The port of the master serving `key`'s slot.
     pub fn master_of(&self, key: &str) -> u16 {
