@@ -39,7 +39,10 @@ cargo build -q --release -p ceiling
 if [ -n "${BASELINE:-}" ]; then
   git worktree add -q --detach "$work/baseline-src" "$BASELINE"
   trap 'kill "${pids[@]}" 2>/dev/null || true; git worktree remove --force "$work/baseline-src"; rm -rf "$work"' EXIT
-  (cd "$work/baseline-src" && cargo run -q -p ci -- render full --into "$work/baseline" >/dev/null 2>&1)
+  # The baseline's harness builds in a target dir of its own: sharing this checkout's
+  # would leave a harness behind that reads the removed worktree's examples.
+  (cd "$work/baseline-src" && CARGO_TARGET_DIR=$CARGO_TARGET_DIR/baseline \
+    cargo run -q -p ci -- render full --into "$work/baseline" >/dev/null 2>&1)
   (cd "$work/baseline/full" && CARGO_TARGET_DIR=$CARGO_TARGET_DIR/baseline cargo build -q --release)
 fi
 
