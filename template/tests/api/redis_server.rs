@@ -66,13 +66,13 @@ impl PrivateCluster {
         let dir = tempfile::tempdir().expect("Failed to create the cluster's folder");
         let nodes: Vec<PrivateRedis> = (0..masters * (1 + replicas))
             .map(|_| {
-                let port = cluster_port();
-                let options = format!(
-                    "--save '' --appendonly no --cluster-enabled yes --cluster-node-timeout 1000 \
-                     --cluster-config-file nodes-{port}.conf --dir {}",
-                    dir.path().display()
-                );
-                PrivateRedis::launch(port, &options)
+                PrivateRedis::launch_on_a_free_port(cluster_port, |port| {
+                    format!(
+                        "--save '' --appendonly no --cluster-enabled yes --cluster-node-timeout 1000 \
+                         --cluster-config-file nodes-{port}.conf --dir {}",
+                        dir.path().display()
+                    )
+                })
             })
             .collect();
         let addresses: Vec<String> = nodes
@@ -242,6 +242,9 @@ fn cluster_port() -> u16 {
     }
 }
 
+/// Options of a server that keeps nothing on disk.
+const NO_DISK: &str = "--save '' --appendonly no";
+
 /// A `redis-server` of our own, stopped when this value is dropped or the test binary
 /// exits: a shell keeps the server only while our end of its stdin stays open.
 pub struct PrivateRedis {
@@ -250,17 +253,37 @@ pub struct PrivateRedis {
 }
 
 impl PrivateRedis {
+    /// A server on a free port that keeps nothing on disk.
     pub fn start() -> Self {
-        Self::start_on(crate::helpers::free_port())
+        Self::launch_on_a_free_port(crate::helpers::free_port, |_| NO_DISK.into())
     }
 
     /// A server on `port` that keeps nothing on disk.
     pub fn start_on(port: u16) -> Self {
-        Self::launch(port, "--save '' --appendonly no")
+        Self::launch(port, NO_DISK)
     }
 
     /// A server on `port` started with `redis-server` `options`.
     pub fn launch(port: u16, options: &str) -> Self {
+        Self::try_launch(port, options).unwrap_or_else(|| {
+            panic!("redis-server did not start on port {port}: install Redis or set REDIS_URL")
+        })
+    }
+
+    /// A server on a port from `pick`, started with the `options` for that port. A port
+    /// found free may be taken before the server binds it (by an outgoing connection of
+    /// a test running beside this one): then it tries another.
+    pub fn launch_on_a_free_port(pick: impl Fn() -> u16, options: impl Fn(u16) -> String) -> Self {
+        (0..5)
+            .find_map(|_| {
+                let port = pick();
+                Self::try_launch(port, &options(port))
+            })
+            .expect("redis-server did not start on any of five free ports: install Redis or set REDIS_URL")
+    }
+
+    /// The server, once it answers on `port`; `None` if it does not within 15 s.
+    fn try_launch(port: u16, options: &str) -> Option<Self> {
         let script = format!(
             "redis-server --port {port} --bind 127.0.0.1 {options} & \
              server=$!; read _; kill $server"
@@ -272,15 +295,16 @@ impl PrivateRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("Failed to start sh");
+        let server = Self { port, shell };
         let started = Instant::now();
         while !answers(([127, 0, 0, 1], port).into()) {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "redis-server did not start: install Redis or set REDIS_URL"
-            );
+            if started.elapsed() > Duration::from_secs(15) {
+                // Dropping the server stops the shell and whatever it started.
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { port, shell }
+        Some(server)
     }
 
     pub fn port(&self) -> u16 {
