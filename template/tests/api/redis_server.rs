@@ -11,7 +11,7 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
     process::{Child, Command, Stdio},
-    sync::OnceLock,
+    sync::{LazyLock, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -242,6 +242,16 @@ fn cluster_port() -> u16 {
     }
 }
 
+/// Whether `redis-server` runs on this machine.
+static INSTALLED: LazyLock<bool> = LazyLock::new(|| {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+});
+
 /// Options of a server that keeps nothing on disk.
 const NO_DISK: &str = "--save '' --appendonly no";
 
@@ -284,6 +294,8 @@ impl PrivateRedis {
 
     /// The server, once it answers on `port`; `None` if it does not within 15 s.
     fn try_launch(port: u16, options: &str) -> Option<Self> {
+        // Without the binary every attempt would wait out its 15 s: say so at once.
+        assert!(*INSTALLED, "redis-server is not installed: install Redis or set REDIS_URL");
         let script = format!(
             "redis-server --port {port} --bind 127.0.0.1 {options} & \
              server=$!; read _; kill $server"
