@@ -139,6 +139,19 @@ impl Settings {
                     .into(),
             ));
         }
+{%- if auth %}
+        if environment == Environment::Production
+            && settings.auth.totp_encryption_key.is_development_key()
+        {
+            // Everyone who has the template has that key.
+            return Err(ConfigError::Message(
+                "auth.totp_encryption_key must be set in production \
+                 (APP_AUTH__TOTP_ENCRYPTION_KEY): 64 hex digits, e.g. from `openssl rand -hex 32`, \
+                 kept as a secret; the key in base.toml is for development only"
+                    .into(),
+            ));
+        }
+{%- endif %}
         Ok(settings)
     }
 }
@@ -150,7 +163,21 @@ mod tests {
 
     /// The variables a production deployment sets at the least.
     fn production_variables() -> config::Map<String, String> {
-        [("APP_HTTP__TRUSTED_PROXIES".to_string(), "10.0.0.0/8".to_string())].into()
+        [
+            ("APP_HTTP__TRUSTED_PROXIES", "10.0.0.0/8"),
+{%- if auth %}
+            ("APP_AUTH__TOTP_ENCRYPTION_KEY", "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"),
+{%- endif %}
+        ]
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .into()
+    }
+
+    /// [`production_variables`] with `name` set to `value`.
+    fn production_with(name: &str, value: &str) -> Option<config::Map<String, String>> {
+        let mut variables = production_variables();
+        variables.insert(name.to_string(), value.to_string());
+        Some(variables)
     }
 
     fn with(name: &str, value: &str) -> Option<config::Map<String, String>> {
@@ -177,7 +204,7 @@ mod tests {
         let placeholder =
             Settings::build(Environment::Production, with("APP_HTTP__TRUSTED_PROXIES", "REPLACE-ME"))
                 .unwrap_err();
-        let none = Settings::build(Environment::Production, with("APP_HTTP__TRUSTED_PROXIES", "none"))
+        let none = Settings::build(Environment::Production, production_with("APP_HTTP__TRUSTED_PROXIES", "none"))
             .expect("`none` is an explicit choice");
 
         assert!(unset.to_string().contains("http.trusted_proxies"), "{unset}");
@@ -186,6 +213,23 @@ mod tests {
         assert_eq!(none.http.proxies(), TrustedProxies::default());
         assert!(Settings::build(Environment::Development, Some(config::Map::new())).is_ok());
     }
+
+{%- if auth %}
+
+    #[test]
+    fn production_refuses_the_development_totp_key() {
+        let development_key = crate::auth::second_factor::DEVELOPMENT_KEY;
+
+        let error = Settings::build(
+            Environment::Production,
+            production_with("APP_AUTH__TOTP_ENCRYPTION_KEY", development_key),
+        )
+        .unwrap_err();
+
+        assert!(error.to_string().contains("APP_AUTH__TOTP_ENCRYPTION_KEY"), "{error}");
+        assert!(Settings::build(Environment::Development, None).is_ok());
+    }
+{%- endif %}
 
     #[test]
     fn production_turns_developer_tooling_off() {

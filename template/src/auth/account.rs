@@ -125,6 +125,7 @@ pub async fn delete_account(context: &Context) -> Result<bool, AppError> {
 /// Deletes the Redis keys named after `user`: its sessions{% if email %}, links and known devices{% endif %}.
 async fn erase_keys_of(context: &Context, user: UserId) -> Result<(), AppError> {
     context.state.auth.sessions.revoke_all(user).await?;
+    context.state.auth.second_factors.forget(user).await?;
 {%- if email %}
     super::email_flows::forget_links_and_devices(context, user).await?;
 {%- endif %}

@@ -57,6 +57,36 @@ pub enum About {
     SessionRevoked { user: UserId, device: String },
     /// The account was erased at its owner's request: the goodbye.
     AccountDeleted,
+    /// The account `user`'s second factor was turned on or off, or got new recovery codes.
+    SecondFactorChanged {
+        user: UserId,
+        change: SecondFactorChange,
+    },
+}
+
+/// What happened to an account's second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactorChange {
+    Enabled,
+    Disabled,
+    RecoveryCodesRegenerated,
+}
+
+impl SecondFactorChange {
+    fn sentence(self) -> &'static str {
+        match self {
+            Self::Enabled => {
+                "Two-step sign-in was just turned on for your account: signing in now also takes a code from your authenticator app or a recovery code."
+            }
+            Self::Disabled => {
+                "Two-step sign-in was just turned off for your account: signing in now takes your password alone."
+            }
+            Self::RecoveryCodesRegenerated => {
+                "New recovery codes were just made for your account: the earlier ones no longer work."
+            }
+        }
+    }
 }
 
 impl About {
@@ -69,7 +99,8 @@ impl About {
             | Self::ConfirmEmailChange { user }
             | Self::EmailChanged { user }
             | Self::NewSignIn { user, .. }
-            | Self::SessionRevoked { user, .. } => Some(*user),
+            | Self::SessionRevoked { user, .. }
+            | Self::SecondFactorChanged { user, .. } => Some(*user),
             Self::AddressTaken
             | Self::PasswordChanged
             | Self::NoAccount
@@ -215,6 +246,10 @@ impl AccountMailer {
                 link: self.mailer.url("/forgot-password"),
             },
             About::AccountDeleted => Mail::AccountDeleted,
+            About::SecondFactorChanged { change, .. } => Mail::SecondFactorChanged {
+                change: change.sentence().into(),
+                link: self.mailer.url("/forgot-password"),
+            },
         }
         .compose()
         .context("Failed to render an account mail")?;

@@ -1,4 +1,5 @@
-//! The session cookie, and where a request's session token comes from.
+//! The session cookie, and where a request's session token comes from. A sign-in waiting
+//! for its second factor has a cookie of the same kind, `pending-login`.
 //!
 //! Browsers get an `HttpOnly`, `SameSite=Strict`, `Path=/` cookie, `Secure` and named with
 //! the `__Host-` prefix in production (OWASP ASVS 5.0 V3.3). `Strict` rather than `Lax`:
@@ -14,33 +15,46 @@ use actix_web::{
     http::header,
 };
 
-use super::sessions::SessionToken;
-
 #[derive(Debug, Clone)]
 pub struct SessionCookie {
+    name: &'static str,
     secure: bool,
     max_age: Duration,
 }
 
 impl SessionCookie {
+    /// The session cookie.
     pub fn new(secure: bool, max_age: Duration) -> Self {
-        Self { secure, max_age }
-    }
-
-    pub fn name(&self) -> &'static str {
-        if self.secure {
-            "__Host-session"
-        } else {
-            "session"
+        let name = if secure { "__Host-session" } else { "session" };
+        Self {
+            name,
+            secure,
+            max_age,
         }
     }
 
-    pub fn set(&self, token: &SessionToken) -> Cookie<'static> {
+    /// The cookie of a sign-in waiting for its second factor.
+    pub fn pending_login(secure: bool, max_age: Duration) -> Self {
+        let name = if secure {
+            "__Host-pending-login"
+        } else {
+            "pending-login"
+        };
+        Self {
+            name,
+            secure,
+            max_age,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn set(&self, token: &str) -> Cookie<'static> {
         let max_age =
             time::Duration::seconds(i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX));
-        self.base(token.expose().to_string())
-            .max_age(max_age)
-            .finish()
+        self.base(token.to_string()).max_age(max_age).finish()
     }
 
     pub fn clear(&self) -> Cookie<'static> {
@@ -91,9 +105,7 @@ mod tests {
     #[test]
     fn production_cookie_is_host_prefixed_secure_and_http_only() {
         let cookie = SessionCookie::new(true, Duration::from_secs(60));
-        let token = SessionToken::from_test("a".repeat(64));
-
-        let set = cookie.set(&token).to_string();
+        let set = cookie.set(&"a".repeat(64)).to_string();
 
         assert!(set.starts_with("__Host-session="), "{set}");
         for attribute in [
@@ -106,6 +118,19 @@ mod tests {
             assert!(set.contains(attribute), "{attribute} missing in {set}");
         }
         assert!(!set.contains("Domain"), "{set}");
+    }
+
+    #[test]
+    fn the_pending_login_cookie_is_host_prefixed_in_production_too() {
+        let cookie = SessionCookie::pending_login(true, Duration::from_secs(300));
+
+        let set = cookie.set("token").to_string();
+
+        assert!(set.starts_with("__Host-pending-login=token"), "{set}");
+        assert!(
+            set.contains("HttpOnly") && set.contains("Max-Age=300"),
+            "{set}"
+        );
     }
 
     #[test]

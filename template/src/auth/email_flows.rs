@@ -15,7 +15,7 @@
 use secrecy::SecretString;
 
 use super::{
-    account_mail::{About, AccountMail, AccountMails},
+    account_mail::{About, AccountMail, AccountMails, SecondFactorChange},
     devices::KnownDevices,
     tokens::{OneTimeTokens, Purpose},
 };
@@ -125,6 +125,16 @@ pub async fn after_password_change(context: &Context, user: &User) -> Result<(),
     };
     send_after_answer(context, mail);
     Ok(())
+}
+
+/// After the second factor was turned on or off or got new recovery codes: a notice to
+/// the account's address, in case it was not its holder.
+pub fn after_second_factor_change(context: &Context, user: &User, change: SecondFactorChange) {
+    let about = About::SecondFactorChanged {
+        user: user.id,
+        change,
+    };
+    send_after_answer(context, AccountMail { to: user.email.clone(), about });
 }
 
 /// Counts a mail an anonymous request asks for against its client's and its

@@ -45,6 +45,10 @@ crate::mail::templates::mails! {
         /// The account and its data were deleted at the holder's request.
         #[templates("mail/account_deleted.subject.txt", "mail/account_deleted.txt", "mail/account_deleted.html")]
         AccountDeleted,
+        /// The second factor changed as `change` says; `link` leads to the password-reset
+        /// form.
+        #[templates("mail/second_factor_changed.subject.txt", "mail/second_factor_changed.txt", "mail/second_factor_changed.html")]
+        SecondFactorChanged { change: String, link: String },
     }
 }
 
@@ -175,6 +179,15 @@ mod tests {
             link: LINK.into(),
         };
         assert_snapshot("account_session_revoked", &mail);
+    }
+
+    #[test]
+    fn the_second_factor_changed_mail_as_sent() {
+        let mail = Mail::SecondFactorChanged {
+            change: "Two-step sign-in was just turned off for your account.".into(),
+            link: LINK.into(),
+        };
+        assert_snapshot("account_second_factor_changed", &mail);
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod password;
 mod rate_limit;
 mod request;
 pub mod resolvers;
+pub mod second_factor;
 mod sessions;
 mod settings;
 {%- if email %}
@@ -30,7 +31,7 @@ mod mails;
 mod tokens;
 {%- endif %}
 
-{% if email %}pub use account_mail::{About, AccountMail, AccountMailer, AccountMails};
+{% if email %}pub use account_mail::{About, AccountMail, AccountMailer, AccountMails, SecondFactorChange};
 pub use background::Background;
 {% endif %}pub use client::{ClientBuckets, Ipv6Factors};
 pub use cookie::SessionCookie;
@@ -42,6 +43,7 @@ pub use settings::AuthSettings;
 use erasure::Erasures;
 use lockout::Lockout;
 use rate_limit::{Limit, RateLimiter};
+use second_factor::SecondFactors;
 use sessions::SessionStore;
 
 use crate::{domain::UserId, error::AppError, redis::Redis};
@@ -62,7 +64,10 @@ pub struct Auth {
     pub limiter: RateLimiter,
     pub lockout: Lockout,
     pub erasures: Erasures,
+    pub second_factors: SecondFactors,
     pub cookie: SessionCookie,
+    /// The cookie of a sign-in waiting for its second factor.
+    pub pending_cookie: SessionCookie,
     pub settings: AuthSettings,
 {%- if email %}
     /// Account mails on their way, sent after the request that asked for them answered.
@@ -90,8 +95,10 @@ impl Auth {
             limiter: RateLimiter::new(redis.clone()),
             lockout: Lockout::new(redis.clone(), per_client, per_account),
             erasures: Erasures::new(redis.clone()),
+            second_factors: SecondFactors::new(settings, &redis),
             redis,
             cookie: SessionCookie::new(https, absolute),
+            pending_cookie: SessionCookie::pending_login(https, second_factor::PENDING_LOGIN_LIFETIME),
             settings: settings.clone(),
 {%- if email %}
             background: Background::default(),

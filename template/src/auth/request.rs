@@ -21,7 +21,8 @@ use super::{
 use crate::{domain::UserId, error::AppError, storage::users::User};
 
 enum CookieChange {
-    Set(SessionToken),
+    /// Sets the cookie to this token.
+    Set(String),
     Clear,
 }
 
@@ -40,7 +41,10 @@ pub struct RequestAuth {
     presented_user: Option<UserId>,
     /// Whether an operation that costs a bcrypt hash already ran in this request.
     password_work_claimed: AtomicBool,
+    /// The token of a sign-in waiting for its second factor, from its cookie.
+    pending_login: Option<String>,
     cookie_change: Mutex<Option<CookieChange>>,
+    pending_cookie_change: Mutex<Option<CookieChange>>,
 }
 
 impl RequestAuth {
@@ -57,7 +61,9 @@ impl RequestAuth {
             },
             presented_user: None,
             password_work_claimed: AtomicBool::new(false),
+            pending_login: None,
             cookie_change: Mutex::new(None),
+            pending_cookie_change: Mutex::new(None),
         }
     }
 
@@ -96,8 +102,14 @@ impl RequestAuth {
             .headers()
             .get(actix_web::http::header::USER_AGENT)
             .and_then(|value| value.to_str().ok());
+        // Like the session cookie, the pending sign-in's only counts from allowed pages.
+        let pending_login = request
+            .cookie(auth.pending_cookie.name())
+            .filter(|_| origin::may_use_cookie(request, &auth.settings.allowed_origins))
+            .map(|cookie| cookie.value().to_string());
         Ok(Self {
             session,
+            pending_login,
             origin: SessionOrigin {
                 device: device::label(user_agent),
                 client: client.finest().to_string(),
@@ -150,32 +162,58 @@ impl RequestAuth {
         Ok(())
     }
 
+    /// The token of the sign-in waiting for its second factor, from its cookie.
+    pub fn pending_login(&self) -> Option<&str> {
+        self.pending_login.as_deref()
+    }
+
     pub fn set_session_cookie(&self, token: SessionToken) {
-        self.record(CookieChange::Set(token));
+        record(
+            &self.cookie_change,
+            CookieChange::Set(token.expose().to_string()),
+        );
     }
 
     pub fn clear_session_cookie(&self) {
-        self.record(CookieChange::Clear);
+        record(&self.cookie_change, CookieChange::Clear);
     }
 
-    fn record(&self, change: CookieChange) {
-        *self
-            .cookie_change
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(change);
+    pub fn set_pending_login_cookie(&self, token: &str) {
+        record(
+            &self.pending_cookie_change,
+            CookieChange::Set(token.to_string()),
+        );
     }
 
-    /// Adds the `Set-Cookie` a resolver asked for, if any.
-    pub fn write_cookie(&self, response: &mut HttpResponseBuilder, cookie: &SessionCookie) {
-        let change = self
-            .cookie_change
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        match change {
-            Some(CookieChange::Set(token)) => response.cookie(cookie.set(&token)),
-            Some(CookieChange::Clear) => response.cookie(cookie.clear()),
-            None => response,
-        };
+    pub fn clear_pending_login_cookie(&self) {
+        record(&self.pending_cookie_change, CookieChange::Clear);
     }
+
+    /// Adds the `Set-Cookie` headers resolvers asked for, if any.
+    pub fn write_cookies(&self, response: &mut HttpResponseBuilder, auth: &Auth) {
+        write(response, &self.cookie_change, &auth.cookie);
+        write(response, &self.pending_cookie_change, &auth.pending_cookie);
+    }
+}
+
+fn record(slot: &Mutex<Option<CookieChange>>, change: CookieChange) {
+    *slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(change);
+}
+
+fn write(
+    response: &mut HttpResponseBuilder,
+    slot: &Mutex<Option<CookieChange>>,
+    cookie: &SessionCookie,
+) {
+    let change = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    match change {
+        Some(CookieChange::Set(token)) => response.cookie(cookie.set(&token)),
+        Some(CookieChange::Clear) => response.cookie(cookie.clear()),
+        None => response,
+    };
 }

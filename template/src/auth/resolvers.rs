@@ -37,6 +37,11 @@ impl User {
     fn disabled(&self) -> Option<super::administration::AccountDisabled> {
         self.disabled.as_ref().map(Into::into)
     }
+
+    /// Whether signing in needs a code from an authenticator app.
+    fn second_factor(&self) -> super::second_factor::resolvers::SecondFactorStatus {
+        super::second_factor::resolvers::SecondFactorStatus::of(self)
+    }
 {%- if email %}
 
     /// Whether the owner followed a confirmation (or password reset) link.
@@ -55,11 +60,18 @@ pub struct RegisterPayload {
 #[derive(GraphQLObject)]
 #[graphql(context = Context)]
 pub struct LoginPayload {
-    pub user: User,
+    /// The signed-in user; null while a second factor is required.
+    pub user: Option<User>,
     /// The session token, only when `login` was called with `bearer: true`; send it as
     /// `Authorization: Bearer <token>`. Otherwise it travels only in an HttpOnly cookie,
     /// out of reach of the page's scripts.
     pub session_token: Option<String>,
+    /// The password was right, and the account asks for a second factor: no session yet.
+    /// Call `completeLogin` with a code within 5 minutes.
+    pub second_factor_required: bool,
+    /// For `bearer: true` clients when a second factor is required: pass it to
+    /// `completeLogin`. Browsers get it as an HttpOnly cookie instead.
+    pub second_factor_token: Option<String>,
 }
 
 #[derive(GraphQLObject)]
@@ -182,7 +194,19 @@ pub async fn login(
         return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
     };
     auth.lockout.succeeded(attempt).await?;
+    if user.second_factor.is_some() {
+        return super::second_factor::resolvers::await_second_factor(context, &user, bearer).await;
+    }
+    start_session(context, user, bearer).await
+}
 
+/// Signs `user` in: a session for this client, as a cookie or (`bearer`) in the answer.
+pub(super) async fn start_session(
+    context: &Context,
+    user: User,
+    bearer: bool,
+) -> Result<LoginPayload, AppError> {
+    let auth = &context.state.auth;
     // A session the client arrived with is dropped: the signed-in session is always new.
     if let Some(previous) = context.auth.session() {
         auth.sessions.revoke(previous).await?;
@@ -200,8 +224,10 @@ pub async fn login(
 {%- endif %}
     super::metrics::login("ok");
     Ok(LoginPayload {
-        user,
+        user: Some(user),
         session_token,
+        second_factor_required: false,
+        second_factor_token: None,
     })
 }
 

@@ -39,11 +39,6 @@ impl SessionToken {
         Ok(Self(SecretString::from(token)))
     }
 
-    #[cfg(test)]
-    pub(crate) fn from_test(token: String) -> Self {
-        Self(SecretString::from(token))
-    }
-
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }

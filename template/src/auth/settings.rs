@@ -2,7 +2,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{client::Ipv6Factors, origin::AllowedOrigins};
+use super::{
+    client::Ipv6Factors,
+    origin::AllowedOrigins,
+    second_factor::{KeyMaterial, key_list},
+};
 use crate::setting;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +36,13 @@ pub struct AuthSettings {
     /// operations (OWASP ASVS 5.0 V7.5.3).
     #[serde(rename = "reauth_window_secs", deserialize_with = "setting::positive_secs")]
     pub reauth_window: Duration,
+    /// The name authenticator apps list the account under.
+    pub totp_issuer: String,
+    /// Seals TOTP secrets at rest; production refuses the development key.
+    pub totp_encryption_key: KeyMaterial,
+    /// Earlier encryption keys, still opening the secrets they sealed (key rotation).
+    #[serde(default, deserialize_with = "key_list")]
+    pub totp_decryption_keys: Vec<KeyMaterial>,
 {%- if email %}
     /// Refuse to sign in accounts whose email is not confirmed yet.
     pub require_confirmed_email: bool,
@@ -79,6 +90,25 @@ mod tests {
             .and_then(Config::try_deserialize::<Root>)
             .map(|root| root.auth)
             .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn a_malformed_totp_key_stops_start_up_naming_it() {
+        let short = with_auth(r#"totp_encryption_key = "abc""#).unwrap_err();
+        let old = with_auth(r#"totp_decryption_keys = "zz""#).unwrap_err();
+
+        assert!(short.contains("auth.totp_encryption_key"), "{short}");
+        assert!(short.contains("64 hex digits"), "{short}");
+        assert!(old.contains("auth.totp_decryption_keys"), "{old}");
+    }
+
+    #[test]
+    fn old_totp_keys_come_as_a_comma_separated_list() {
+        let keys = [hex::encode([1u8; 32]), hex::encode([2u8; 32])].join(",");
+
+        let settings = with_auth(&format!(r#"totp_decryption_keys = "{keys}""#)).unwrap();
+
+        assert_eq!(settings.totp_decryption_keys.len(), 2);
     }
 
     #[test]

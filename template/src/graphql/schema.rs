@@ -82,6 +82,17 @@ impl Mutation {
         crate::auth::resolvers::login(context, email, password, bearer).await
     }
 
+    /// Finishes a sign-in that asked for a second factor, with a code from the
+    /// authenticator app or an unused recovery code. Browsers are recognised by the
+    /// cookie `login` set; `bearer: true` clients pass the `secondFactorToken` it gave.
+    async fn complete_login(
+        context: &Context,
+        code: String,
+        second_factor_token: Option<String>,
+    ) -> Result<crate::auth::resolvers::LoginPayload, crate::error::AppError> {
+        crate::auth::second_factor::resolvers::complete_login(context, code, second_factor_token).await
+    }
+
     /// Ends this session.
     async fn logout(context: &Context) -> Result<bool, crate::error::AppError> {
         crate::auth::resolvers::logout(context).await
@@ -116,6 +127,29 @@ impl Mutation {
     /// password proof (`reauthenticate`).
     async fn delete_account(context: &Context) -> Result<bool, crate::error::AppError> {
         crate::auth::account::delete_account(context).await
+    }
+
+    /// Shows a new TOTP secret for an authenticator app; nothing changes until
+    /// `confirmTotp`. Needs a recent password proof.
+    async fn set_up_totp(context: &Context) -> Result<crate::auth::second_factor::resolvers::TotpSetup, crate::error::AppError> {
+        crate::auth::second_factor::resolvers::set_up_totp(context).await
+    }
+
+    /// Turns the second factor on with a first code from the app, and returns 10
+    /// single-use recovery codes: shown this once, keep them somewhere safe.
+    async fn confirm_totp(context: &Context, code: String) -> Result<Vec<String>, crate::error::AppError> {
+        crate::auth::second_factor::resolvers::confirm_totp(context, code).await
+    }
+
+    /// Turns the second factor off. Needs a recent password proof.
+    async fn disable_totp(context: &Context) -> Result<bool, crate::error::AppError> {
+        crate::auth::second_factor::resolvers::disable_totp(context).await
+    }
+
+    /// Replaces the recovery codes with 10 new ones, shown this once. Needs a recent
+    /// password proof.
+    async fn regenerate_recovery_codes(context: &Context) -> Result<Vec<String>, crate::error::AppError> {
+        crate::auth::second_factor::resolvers::regenerate_recovery_codes(context).await
     }
 
     /// Gives an account a role; the last admin keeps theirs. Admins only, with a recent

@@ -99,7 +99,7 @@ pub async fn post(
     };
     let mut response = HttpResponse::build(status);
 {%- if auth %}
-    context.auth.write_cookie(&mut response, &state.auth.cookie);
+    context.auth.write_cookies(&mut response, &state.auth);
 {%- endif %}
     Ok(response.json(answer))
 }

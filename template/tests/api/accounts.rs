@@ -32,7 +32,7 @@ async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
         .clone()
 }
 
-async fn user_id(app: &TestApp, token: &str) -> UserId {
+pub async fn user_id(app: &TestApp, token: &str) -> UserId {
     let body = graphql(app, Some(token), "{ me { id } }", json!({})).await;
     UserId::parse(body["data"]["me"]["id"].as_str().unwrap()).unwrap()
 }
@@ -142,7 +142,7 @@ async fn reauthenticate_is_a_password_operation_limited_like_login() {
 }
 
 /// The app's Redis keys that name `user` or its address, in any form.
-async fn keys_of(app: &TestApp, user: UserId, email: &str) -> Vec<String> {
+pub async fn keys_of(app: &TestApp, user: UserId, email: &str) -> Vec<String> {
     let pattern = format!("{}*", app.state.redis.key(""));
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(pattern)

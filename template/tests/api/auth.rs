@@ -130,12 +130,20 @@ pub async fn signed_in(app: &TestApp) -> (String, String) {
 
 /// The raw response to a browser's login (no `bearer`), to inspect its headers.
 async fn post_login(app: &TestApp, email: &str) -> reqwest::Response {
+    post_login_selecting(app, email, "user { email } sessionToken").await
+}
+
+/// [`post_login`] asking for `selection` of the answer.
+pub async fn post_login_selecting(app: &TestApp, email: &str, selection: &str) -> reqwest::Response {
+    let query = [
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { ",
+        selection,
+        " } }",
+    ]
+    .concat();
     app.client
         .post(format!("{}/graphql", app.address))
-        .json(&json!({
-            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { email } sessionToken } }",
-            "variables": { "e": email, "p": PASSWORD },
-        }))
+        .json(&json!({ "query": query, "variables": { "e": email, "p": PASSWORD } }))
         .send()
         .await
         .unwrap()

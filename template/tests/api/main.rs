@@ -14,6 +14,7 @@ mod accounts;
 mod admin;
 mod audit_storage;
 mod auth;
+mod second_factor;
 mod users_storage;
 {%- endif %}
 {%- if auth and email %}

@@ -158,7 +158,7 @@ async fn queued_jobs_outlive_their_masters_death_and_workers_carry_on() {
         ..TestJob::new(id)
     };
     test.queue.enqueue_all((0..200).map(job).collect()).await.unwrap();
-    let (_stop, _worker) = test.start_worker();
+    let (_stop, worker) = test.start_worker();
     within(Duration::from_secs(20), "jobs to be running", async || test.effects().await >= 20).await;
     let master = cluster.master_of(&["{", &prefix, "jobs}:stream"].concat());
     cluster.wait_for_replicas(master);
@@ -175,6 +175,32 @@ async fn queued_jobs_outlive_their_masters_death_and_workers_carry_on() {
     }
 
     // Assert: every job ran, the 200 from before the failover included.
-    within(Duration::from_secs(120), "all 300 jobs to run", async || test.effects().await == 300).await;
+    let started = Instant::now();
+    while test.effects().await < 300 && started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if test.effects().await < 300 {
+        panic!("{}", where_the_jobs_are(&test, &worker).await);
+    }
+}
+
+/// What became of the test jobs that did not run: which they are, the queue's counts,
+/// the dead jobs, and whether the worker still runs.
+async fn where_the_jobs_are(
+    test: &crate::queue::TestQueue,
+    worker: &tokio::task::JoinHandle<anyhow::Result<()>>,
+) -> String {
+    let mut missing = Vec::new();
+    for id in 0..300 {
+        if !test.applied(id).await {
+            missing.push(id);
+        }
+    }
+    format!(
+        "jobs that never ran: {missing:?}\nqueue: {:?}\ndead: {:?}\nworker finished: {}",
+        test.queue.stats().await,
+        test.queue.dead().await,
+        worker.is_finished(),
+    )
 }
 {%- endif %}

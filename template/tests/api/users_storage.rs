@@ -13,7 +13,7 @@ use {{crate_name}}::{
     domain::{Email, Role, UserId},
     storage::{
         StorageError,
-        users::{Disabled, User, UserFilter, UserRepository},
+        users::{Disabled, SecondFactor, User, UserFilter, UserRepository},
     },
 };
 
@@ -469,6 +469,87 @@ async fn only_enabled_admins_count_as_admins() {
         assert_eq!(all, 2);
         assert_eq!(without_the_disabled, 1);
         assert_eq!(enabled_again, 2);
+    })
+    .await;
+}
+
+fn second_factor(codes: &[&str]) -> SecondFactor {
+    SecondFactor {
+        totp_secret: "v1:key:sealed".into(),
+        recovery_codes: codes.iter().map(|code| (*code).to_string()).collect(),
+        enabled_at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn a_second_factor_is_kept_until_it_is_turned_off() {
+    for_each_backend(async |backend| {
+        let stored = user("grace@example.com");
+        backend.storage.insert(&stored).await.unwrap();
+        let factor = second_factor(&["a", "b"]);
+
+        backend
+            .storage
+            .set_second_factor(stored.id, Some(&factor))
+            .await
+            .unwrap();
+        let while_on = backend.storage.find_by_id(stored.id).await.unwrap();
+        backend.storage.set_second_factor(stored.id, None).await.unwrap();
+        let off = backend.storage.find_by_id(stored.id).await.unwrap();
+        let missing = backend
+            .storage
+            .set_second_factor(UserId::generate(), Some(&factor))
+            .await;
+
+        let kept = while_on.unwrap().second_factor.expect("no second factor");
+        assert_eq!(kept.totp_secret, factor.totp_secret);
+        assert_eq!(kept.recovery_codes, factor.recovery_codes);
+        assert_eq!(kept.enabled_at.timestamp_millis(), factor.enabled_at.timestamp_millis());
+        assert!(off.unwrap().second_factor.is_none());
+        assert!(matches!(missing, Err(StorageError::NotFound)), "{missing:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_recovery_code_is_used_once_even_by_concurrent_callers() {
+    for_each_backend(async |backend| {
+        let stored = user("hopper@example.com");
+        backend.storage.insert(&stored).await.unwrap();
+        backend
+            .storage
+            .set_second_factor(stored.id, Some(&second_factor(&["a", "b", "c"])))
+            .await
+            .unwrap();
+
+        let use_b = || backend.storage.use_recovery_code(stored.id, "b");
+        let uses = tokio::join!(use_b(), use_b(), use_b(), use_b());
+        let unknown = backend.storage.use_recovery_code(stored.id, "z").await.unwrap();
+        let no_user = backend
+            .storage
+            .use_recovery_code(UserId::generate(), "a")
+            .await
+            .unwrap();
+
+        let uses = [uses.0, uses.1, uses.2, uses.3];
+        let used = uses.into_iter().filter(|used| *used.as_ref().unwrap()).count();
+        assert_eq!(used, 1);
+        assert!(!unknown && !no_user);
+        let left = backend.storage.find_by_id(stored.id).await.unwrap().unwrap();
+        assert_eq!(left.second_factor.unwrap().recovery_codes, vec!["a", "c"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_user_without_a_second_factor_has_no_recovery_codes() {
+    for_each_backend(async |backend| {
+        let stored = user("lovelace@example.com");
+        backend.storage.insert(&stored).await.unwrap();
+
+        let used = backend.storage.use_recovery_code(stored.id, "a").await.unwrap();
+
+        assert!(!used);
     })
     .await;
 }

@@ -2,7 +2,7 @@
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Disabled, StoredUser, User, UserFilter, UserPage, UserRepository, page};
+use super::{Disabled, SecondFactor, StoredUser, User, UserFilter, UserPage, UserRepository, page};
 use crate::{
     domain::{Email, Role, UserId},
     storage::{EmbeddedStore, StorageError},
@@ -39,22 +39,28 @@ impl EmbeddedStore {
         found.map(|bytes| decode(bytes.value())).transpose()
     }
 
-    fn modify_user(&self, id: UserId, change: impl FnOnce(&mut User)) -> Result<(), StorageError> {
+    /// Applies `change` to the user in one write transaction and returns what it returns.
+    fn modify_user<T>(
+        &self,
+        id: UserId,
+        change: impl FnOnce(&mut User) -> T,
+    ) -> Result<T, StorageError> {
         let key = id.to_string();
         let tx = self.db().begin_write().map_err(redb::Error::from)?;
-        {
+        let outcome = {
             let mut table = tx.open_table(USERS).map_err(redb::Error::from)?;
             let mut user = match table.get(key.as_str()).map_err(redb::Error::from)? {
                 Some(bytes) => decode(bytes.value())?,
                 None => return Err(StorageError::NotFound),
             };
-            change(&mut user);
+            let outcome = change(&mut user);
             table
                 .insert(key.as_str(), encode(&user)?.as_slice())
                 .map_err(redb::Error::from)?;
-        }
+            outcome
+        };
         tx.commit().map_err(redb::Error::from)?;
-        Ok(())
+        Ok(outcome)
     }
 }
 
@@ -261,5 +267,39 @@ impl UserRepository for EmbeddedStore {
             Ok(admins)
         })
         .await
+    }
+
+    async fn set_second_factor(
+        &self,
+        id: UserId,
+        factor: Option<&SecondFactor>,
+    ) -> Result<(), StorageError> {
+        let store = self.clone();
+        let factor = factor.cloned();
+        self.blocking(move || store.modify_user(id, |user| user.second_factor = factor))
+            .await
+    }
+
+    async fn use_recovery_code(&self, id: UserId, code_hash: &str) -> Result<bool, StorageError> {
+        let store = self.clone();
+        let code_hash = code_hash.to_string();
+        // redb runs one write transaction at a time: of two uses of a code, only the
+        // first finds it.
+        let used = self
+            .blocking(move || {
+                store.modify_user(id, |user| {
+                    let Some(factor) = &mut user.second_factor else {
+                        return false;
+                    };
+                    let before = factor.recovery_codes.len();
+                    factor.recovery_codes.retain(|code| *code != code_hash);
+                    factor.recovery_codes.len() < before
+                })
+            })
+            .await;
+        match used {
+            Err(StorageError::NotFound) => Ok(false),
+            used => used,
+        }
     }
 }

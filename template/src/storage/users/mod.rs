@@ -22,6 +22,8 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// Set while an admin keeps the account out; the account and its data stay.
     pub disabled: Option<Disabled>,
+    /// Set while sign-in needs a code from an authenticator app or a recovery code.
+    pub second_factor: Option<SecondFactor>,
 }
 
 /// Why and since when an account is disabled, for the admin who looks at it later.
@@ -29,6 +31,15 @@ pub struct User {
 pub struct Disabled {
     pub reason: String,
     pub at: DateTime<Utc>,
+}
+
+/// An enabled second factor: the TOTP secret, sealed (see `auth/second_factor/sealing.rs`),
+/// and the hashes of the recovery codes not used yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecondFactor {
+    pub totp_secret: String,
+    pub recovery_codes: Vec<String>,
+    pub enabled_at: DateTime<Utc>,
 }
 
 impl User {
@@ -41,6 +52,7 @@ impl User {
             email_confirmed: false,
             created_at: Utc::now(),
             disabled: None,
+            second_factor: None,
         }
     }
 }
@@ -59,6 +71,37 @@ struct StoredUser {
     /// Absent from documents written before accounts could be disabled: those are enabled.
     #[serde(default)]
     disabled: Option<StoredDisabled>,
+    /// Absent from documents written before second factors: those have none.
+    #[serde(default)]
+    second_factor: Option<StoredSecondFactor>,
+}
+
+/// `SecondFactor` with its time in milliseconds.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSecondFactor {
+    totp_secret: String,
+    recovery_codes: Vec<String>,
+    enabled_at_ms: i64,
+}
+
+impl From<&SecondFactor> for StoredSecondFactor {
+    fn from(factor: &SecondFactor) -> Self {
+        Self {
+            totp_secret: factor.totp_secret.clone(),
+            recovery_codes: factor.recovery_codes.clone(),
+            enabled_at_ms: factor.enabled_at.timestamp_millis(),
+        }
+    }
+}
+
+impl From<StoredSecondFactor> for SecondFactor {
+    fn from(stored: StoredSecondFactor) -> Self {
+        Self {
+            totp_secret: stored.totp_secret,
+            recovery_codes: stored.recovery_codes,
+            enabled_at: DateTime::from_timestamp_millis(stored.enabled_at_ms).unwrap_or_default(),
+        }
+    }
 }
 
 /// `Disabled` with its time in milliseconds, as `created_at_ms` is kept.
@@ -96,6 +139,7 @@ impl From<&User> for StoredUser {
             email_confirmed: user.email_confirmed,
             created_at_ms: user.created_at.timestamp_millis(),
             disabled: user.disabled.as_ref().map(StoredDisabled::from),
+            second_factor: user.second_factor.as_ref().map(StoredSecondFactor::from),
         }
     }
 }
@@ -110,6 +154,7 @@ impl From<StoredUser> for User {
             email_confirmed: stored.email_confirmed,
             created_at: DateTime::from_timestamp_millis(stored.created_at_ms).unwrap_or_default(),
             disabled: stored.disabled.map(Disabled::from),
+            second_factor: stored.second_factor.map(SecondFactor::from),
         }
     }
 }
@@ -211,6 +256,26 @@ pub trait UserRepository {
     /// Admins who are not disabled: the ones who can still act as admins, so the last of
     /// them is never removed or demoted by mistake.
     fn count_admins(&self) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Turns the second factor on (or replaces it, as new recovery codes do) with
+    /// `factor`, or off with `None`.
+    ///
+    /// # Errors
+    /// `StorageError::NotFound` when no user has this id.
+    fn set_second_factor(
+        &self,
+        id: UserId,
+        factor: Option<&SecondFactor>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Removes the recovery code hashed `code_hash` from the user's second factor, in one
+    /// atomic step: `true` for the one caller that removed it, `false` for every other
+    /// (an unknown code, a used one, or a user without a second factor).
+    fn use_recovery_code(
+        &self,
+        id: UserId,
+        code_hash: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 }
 
 /// Makes a page from up to `limit + 1` rows: the extra row only proves there is more.
@@ -321,6 +386,24 @@ impl UserRepository for Storage {
             Self::Embedded(store) => store.count_admins().await,
         }
     }
+
+    async fn set_second_factor(
+        &self,
+        id: UserId,
+        factor: Option<&SecondFactor>,
+    ) -> Result<(), StorageError> {
+        match self {
+            Self::Mongo(store) => store.set_second_factor(id, factor).await,
+            Self::Embedded(store) => store.set_second_factor(id, factor).await,
+        }
+    }
+
+    async fn use_recovery_code(&self, id: UserId, code_hash: &str) -> Result<bool, StorageError> {
+        match self {
+            Self::Mongo(store) => store.use_recovery_code(id, code_hash).await,
+            Self::Embedded(store) => store.use_recovery_code(id, code_hash).await,
+        }
+    }
 }
 
 /// Prepares the backend for users: MongoDB gets its unique email index.
@@ -339,7 +422,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_record_from_before_accounts_could_be_disabled_reads_as_enabled() {
+    fn a_record_from_before_disabling_and_second_factors_reads_as_enabled_without_one() {
         let old = serde_json::json!({
             "_id": UserId::generate(),
             "email": "old@example.com",
@@ -351,5 +434,6 @@ mod tests {
         let user = User::from(serde_json::from_value::<StoredUser>(old).unwrap());
 
         assert!(user.disabled.is_none());
+        assert!(user.second_factor.is_none());
     }
 }

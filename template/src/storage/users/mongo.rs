@@ -8,7 +8,8 @@ use mongodb::{
 };
 
 use super::{
-    Disabled, StoredDisabled, StoredUser, User, UserFilter, UserPage, UserRepository, page,
+    Disabled, SecondFactor, StoredDisabled, StoredSecondFactor, StoredUser, User, UserFilter,
+    UserPage, UserRepository, page,
 };
 use crate::{
     domain::{Email, Role, UserId},
@@ -181,6 +182,29 @@ impl UserRepository for MongoStore {
         // `null` also matches documents from before accounts could be disabled.
         let enabled_admins = doc! { "role": admin, "disabled": null };
         Ok(self.users().count_documents(enabled_admins).await?)
+    }
+
+    async fn set_second_factor(
+        &self,
+        id: UserId,
+        factor: Option<&SecondFactor>,
+    ) -> Result<(), StorageError> {
+        let factor = factor.map(StoredSecondFactor::from);
+        let factor = to_bson(&factor).map_err(StorageError::corrupt)?;
+        self.update_user(id, doc! { "second_factor": factor }).await
+    }
+
+    async fn use_recovery_code(&self, id: UserId, code_hash: &str) -> Result<bool, StorageError> {
+        // The filter and the update are one document operation: of two concurrent uses
+        // of a code, only one finds it still there.
+        let result = self
+            .users()
+            .update_one(
+                doc! { "_id": id.to_string(), "second_factor.recovery_codes": code_hash },
+                doc! { "$pull": { "second_factor.recovery_codes": code_hash } },
+            )
+            .await?;
+        Ok(result.modified_count == 1)
     }
 }
 
