@@ -6,11 +6,13 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 
 use super::{
     AuthSettings,
     erasure::Erasures,
+    login_code::{self, CodeSignInId, LoginCodes},
     mails::{self, Mail},
     tokens::{OneTimeTokens, Purpose},
 };
@@ -57,6 +59,11 @@ pub enum About {
     SessionRevoked { user: UserId, device: String },
     /// The account was erased at its owner's request: the goodbye.
     AccountDeleted,
+    /// A sign-in code for the account `user`, for the code sign-in `sign_in`.
+    LoginCode {
+        user: UserId,
+        sign_in: CodeSignInId,
+    },
     /// The account `user`'s second factor was turned on or off, or got new recovery codes.
     SecondFactorChanged {
         user: UserId,
@@ -100,6 +107,7 @@ impl About {
             | Self::EmailChanged { user }
             | Self::NewSignIn { user, .. }
             | Self::SessionRevoked { user, .. }
+            | Self::LoginCode { user, .. }
             | Self::SecondFactorChanged { user, .. } => Some(*user),
             Self::AddressTaken
             | Self::PasswordChanged
@@ -173,6 +181,7 @@ impl AccountMails {
 /// Issues the tokens of links and sends account mails.
 pub struct AccountMailer {
     tokens: OneTimeTokens,
+    login_codes: LoginCodes,
     erasures: Erasures,
     mailer: Arc<Mailer>,
     confirm_ttl: Duration,
@@ -184,6 +193,7 @@ impl AccountMailer {
     pub fn new(redis: Redis, mailer: Arc<Mailer>, settings: &AuthSettings) -> Self {
         Self {
             tokens: OneTimeTokens::new(redis.clone()),
+            login_codes: LoginCodes::new(redis.clone()),
             erasures: Erasures::new(redis),
             mailer,
             confirm_ttl: settings.confirm_token_ttl,
@@ -246,6 +256,16 @@ impl AccountMailer {
                 link: self.mailer.url("/forgot-password"),
             },
             About::AccountDeleted => Mail::AccountDeleted,
+            About::LoginCode { user, sign_in } => {
+                let Some(code) = self.login_codes.issue(sign_in, *user).await? else {
+                    tracing::info!(user.id = %user, "A code sign-in ended before its mail went");
+                    return Ok(());
+                };
+                Mail::LoginCode {
+                    code: code.expose_secret().to_string(),
+                    expires_in: mails::describe(login_code::LIFETIME),
+                }
+            }
             About::SecondFactorChanged { change, .. } => Mail::SecondFactorChanged {
                 change: change.sentence().into(),
                 link: self.mailer.url("/forgot-password"),

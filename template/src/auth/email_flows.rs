@@ -16,6 +16,7 @@ use secrecy::SecretString;
 
 use super::{
     account_mail::{About, AccountMail, AccountMails, SecondFactorChange},
+    login_code::CodeSignInId,
     devices::KnownDevices,
     tokens::{OneTimeTokens, Purpose},
 };
@@ -137,9 +138,26 @@ pub fn after_second_factor_change(context: &Context, user: &User, change: Second
     send_after_answer(context, AccountMail { to: user.email.clone(), about });
 }
 
+/// After `requestLoginCode`: once the request has answered, the address is looked up,
+/// and the code goes to an account that may sign in, the "no account" notice anywhere
+/// else. The code itself is made when the mail is sent.
+pub fn after_login_code_request(context: &Context, email: Email, sign_in: CodeSignInId) {
+    after_answer(context, |storage, mails| async move {
+        let user = storage.find_by_email(&email).await?;
+        let about = match user.filter(|user| user.disabled.is_none()) {
+            Some(user) => About::LoginCode {
+                user: user.id,
+                sign_in,
+            },
+            None => About::NoAccount,
+        };
+        mails.deliver(AccountMail { to: email, about }).await
+    });
+}
+
 /// Counts a mail an anonymous request asks for against its client's and its
 /// recipient's limits.
-async fn limit_mail_request(context: &Context, email: &Email) -> Result<(), AppError> {
+pub(super) async fn limit_mail_request(context: &Context, email: &Email) -> Result<(), AppError> {
     let auth = &context.state.auth;
     auth.limit_client_mail(context.auth.client()).await?;
     auth.limit_recipient(email).await

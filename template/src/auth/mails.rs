@@ -45,6 +45,9 @@ crate::mail::templates::mails! {
         /// The account and its data were deleted at the holder's request.
         #[templates("mail/account_deleted.subject.txt", "mail/account_deleted.txt", "mail/account_deleted.html")]
         AccountDeleted,
+        /// A code that signs in on the device that asked for it, for `expires_in`.
+        #[templates("mail/login_code.subject.txt", "mail/login_code.txt", "mail/login_code.html")]
+        LoginCode { code: String, expires_in: String },
         /// The second factor changed as `change` says; `link` leads to the password-reset
         /// form.
         #[templates("mail/second_factor_changed.subject.txt", "mail/second_factor_changed.txt", "mail/second_factor_changed.html")]
@@ -179,6 +182,15 @@ mod tests {
             link: LINK.into(),
         };
         assert_snapshot("account_session_revoked", &mail);
+    }
+
+    #[test]
+    fn the_login_code_mail_as_sent() {
+        let mail = Mail::LoginCode {
+            code: "ABCD-EFGH".into(),
+            expires_in: "3 minutes".into(),
+        };
+        assert_snapshot("account_login_code", &mail);
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! a verdict: `ok`, `wrong_credentials` (unknown email or wrong password, alike here as in
 //! the answer), `rate_limited`, `disabled` (an admin disabled the account),
 //! `second_factor_required` (the password was right; a code is due),
-//! `wrong_second_factor`, and with email confirmation required, `unconfirmed`. Calls that fail before (malformed email) or on
+//! `wrong_second_factor`, and with email `wrong_login_code` (`loginWithCode`) and, with
+//! confirmation required, `unconfirmed`. Calls that fail before (malformed email) or on
 //! the way (Redis down) show in `graphql_operations_total{operation="login"}` only.
 //!
 //! `auth_rate_limited_total{action}` counts refusals by each limit: `login`,
-//! `change_password` and `reauthenticate` (password checks), `complete_login` and
-//! `confirm_totp` (code checks), `register`, and with email
+//! `change_password` and `reauthenticate` (password checks), `complete_login`,
+//! `confirm_totp` and with email `login_with_code` (code checks), `register`, and with email
 //! `mail` (mail requests per client) and `mail_recipient` (mails per address).
 
 use crate::error::AppError;

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod administration;
 pub mod cli;
 mod client;
+mod code_check;
 mod cookie;
 mod device;
 mod erasure;
@@ -27,6 +28,7 @@ mod account_mail;
 mod background;
 mod devices;
 pub mod email_flows;
+pub mod login_code;
 mod mails;
 mod tokens;
 {%- endif %}
@@ -72,6 +74,7 @@ pub struct Auth {
 {%- if email %}
     /// Account mails on their way, sent after the request that asked for them answered.
     pub background: Background,
+    pub login_codes: login_code::LoginCodes,
 {%- endif %}
 }
 
@@ -96,6 +99,9 @@ impl Auth {
             lockout: Lockout::new(redis.clone(), per_client, per_account),
             erasures: Erasures::new(redis.clone()),
             second_factors: SecondFactors::new(settings, &redis),
+{%- if email %}
+            login_codes: login_code::LoginCodes::new(redis.clone()),
+{%- endif %}
             redis,
             cookie: SessionCookie::new(https, absolute),
             pending_cookie: SessionCookie::pending_login(https, second_factor::PENDING_LOGIN_LIFETIME),

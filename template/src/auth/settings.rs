@@ -57,6 +57,8 @@ pub struct AuthSettings {
     pub mails_per_client: u64,
     #[serde(rename = "mail_window_secs", deserialize_with = "setting::positive_secs")]
     pub mail_window: Duration,
+    /// Whether `requestLoginCode` and `loginWithCode` sign in by a mailed code.
+    pub login_by_code: bool,
 {%- endif %}
 }
 

@@ -208,6 +208,27 @@ impl Mutation {
         crate::auth::email_flows::change_email(context, new_email).await
     }
 
+    /// Mails a sign-in code to `email`, valid 3 minutes on this client only: a cookie, or
+    /// with `bearer: true` the `loginCodeToken` of the answer. The answer is the same for
+    /// every address.
+    async fn request_login_code(
+        context: &Context,
+        email: String,
+        #[graphql(default = false)] bearer: bool,
+    ) -> Result<crate::auth::login_code::resolvers::LoginCodeRequest, crate::error::AppError> {
+        crate::auth::login_code::resolvers::request_login_code(context, email, bearer).await
+    }
+
+    /// Signs in with the code from `requestLoginCode`'s mail (3 tries). An account with a
+    /// second factor then waits for `completeLogin`.
+    async fn login_with_code(
+        context: &Context,
+        code: String,
+        login_code_token: Option<String>,
+    ) -> Result<crate::auth::resolvers::LoginPayload, crate::error::AppError> {
+        crate::auth::login_code::resolvers::login_with_code(context, code, login_code_token).await
+    }
+
     /// Completes an email change with the token from its mail, signed in as the account
     /// that asked; ends the account's other sessions.
     async fn confirm_email_change(context: &Context, token: String) -> Result<bool, crate::error::AppError> {

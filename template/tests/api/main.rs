@@ -20,6 +20,7 @@ mod users_storage;
 {%- if auth and email %}
 mod email_change;
 mod email_flows;
+mod login_code;
 {%- endif %}
 {%- if email %}
 mod mail;

@@ -27,16 +27,16 @@ const LAST_TRY: &str = "that was the last try";
 
 /// An account with TOTP on: its address, a session, the base32 secret and the recovery
 /// codes. The code of the current period is used up by the confirmation.
-struct Enrolled {
-    email: String,
-    token: String,
-    secret: String,
-    recovery_codes: Vec<String>,
+pub struct Enrolled {
+    pub email: String,
+    pub token: String,
+    pub secret: String,
+    pub recovery_codes: Vec<String>,
 }
 
 impl Enrolled {
     /// The code of the period `offset` periods from now.
-    fn code(&self, offset: i64) -> String {
+    pub fn code(&self, offset: i64) -> String {
         code_at(&self.secret, offset)
     }
 }
@@ -67,7 +67,7 @@ async fn set_up(app: &TestApp, token: &str) -> Value {
     graphql(app, Some(token), SET_UP, json!({})).await
 }
 
-async fn enrolled(app: &TestApp) -> Enrolled {
+pub async fn enrolled(app: &TestApp) -> Enrolled {
     let (email, token) = signed_in(app).await;
     let setup = set_up(app, &token).await;
     let secret = setup["data"]["setUpTotp"]["secret"]

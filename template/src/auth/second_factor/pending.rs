@@ -21,22 +21,8 @@ use crate::{
 
 /// How long a pending sign-in waits for its code.
 pub const LIFETIME: Duration = Duration::from_secs(300);
-/// Wrong codes a pending sign-in survives, less one: the fifth ends it.
-pub const MAX_WRONG_CODES: u32 = 5;
-
-/// Counts a wrong code on the pending sign-in `KEYS[1]`, ending it at `ARGV[1]` wrong
-/// codes: returns the codes left, or -1 when it was gone already.
-static WRONG_CODE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local wrong = redis.call('HINCRBY', KEYS[1], 'wrong', 1)
-local left = tonumber(ARGV[1]) - wrong
-if left <= 0 then redis.call('DEL', KEYS[1]) end
-return math.max(left, 0)
-",
-    )
-});
+/// Wrong codes a pending sign-in allows: the fifth ends it.
+pub const WRONG_CODES_ALLOWED: u32 = 5;
 
 /// Deletes every pending sign-in listed in the user's set `KEYS[1]` (keys `ARGV[1]` +
 /// hash), and the set.
@@ -66,7 +52,8 @@ pub struct PendingLogin {
     pub user: UserId,
     /// The session it ends in goes to the answer rather than a cookie.
     pub bearer: bool,
-    key: String,
+    /// Its Redis hash.
+    pub key: String,
 }
 
 #[derive(Clone)]
@@ -144,34 +131,16 @@ impl PendingLogins {
         }))
     }
 
-    /// Counts a wrong code; `true` when that was the last one allowed and the pending
-    /// sign-in is gone.
+    /// Ends the pending sign-in: its account cannot sign in any more.
     ///
     /// # Errors
     /// `Unavailable` when Redis does not answer.
-    pub async fn wrong_code(&self, pending: &PendingLogin) -> Result<bool, AppError> {
-        let left: i64 = WRONG_CODE
-            .key(&pending.key)
-            .arg(MAX_WRONG_CODES)
-            .invoke_async(&mut self.redis.connection())
-            .await
-            .map_err(unavailable)?;
-        Ok(left <= 0)
-    }
-
-    /// Ends the pending sign-in because its code was right; `false` if it had ended
-    /// meanwhile (a concurrent request used it), and then no session may start.
-    ///
-    /// # Errors
-    /// `Unavailable` when Redis does not answer.
-    pub async fn finish(&self, pending: &PendingLogin) -> Result<bool, AppError> {
-        let deleted: u32 = self
-            .redis
+    pub async fn end(&self, pending: &PendingLogin) -> Result<(), AppError> {
+        self.redis
             .connection()
             .del(&pending.key)
             .await
-            .map_err(unavailable)?;
-        Ok(deleted == 1)
+            .map_err(unavailable)
     }
 
     /// Ends every pending sign-in of `user`: the account is being erased.

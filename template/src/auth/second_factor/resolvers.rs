@@ -4,9 +4,12 @@ use chrono::Utc;
 use juniper::GraphQLObject;
 use secrecy::SecretSlice;
 
-use super::{recovery_codes, totp};
+use super::{pending, recovery_codes, totp};
 use crate::{
-    auth::resolvers::{LoginPayload, start_session},
+    auth::{
+        code_check::{self, Waiting},
+        resolvers::{LoginPayload, start_session},
+    },
     error::AppError,
     graphql::Context,
     storage::users::{SecondFactor, User, UserRepository},
@@ -49,8 +52,6 @@ const ALREADY_ON: &str =
 const WRONG_CODE: &str = "the code is wrong";
 const NO_PENDING_LOGIN: &str =
     "no sign-in is waiting for a second factor here: sign in with your password again";
-const LAST_WRONG_CODE: &str =
-    "the code is wrong, and that was the last try: sign in with your password again";
 
 /// Shows a new TOTP secret to the signed-in user, who proved the password recently.
 pub async fn set_up_totp(context: &Context) -> Result<TotpSetup, AppError> {
@@ -169,32 +170,18 @@ pub async fn complete_login(
     // An account disabled, erased or without a second factor since: nothing to finish.
     let Some(user) = user.filter(|user| user.disabled.is_none() && user.second_factor.is_some())
     else {
-        factors.pending.finish(&pending).await?;
+        factors.pending.end(&pending).await?;
         return Err(AppError::Unauthenticated(NO_PENDING_LOGIN));
     };
-    let attempt = auth
-        .lockout
-        .admit(context.auth.client(), &user.email, "complete_login")
-        .await
-        .inspect_err(crate::auth::metrics::login_refused)?;
-    if !code_passes(context, &user, &code).await? {
-        auth.lockout.failed(attempt).await?;
-        crate::auth::metrics::login("wrong_second_factor");
-        let message = if factors.pending.wrong_code(&pending).await? {
-            context.auth.clear_pending_login_cookie();
-            LAST_WRONG_CODE
-        } else {
-            WRONG_CODE
-        };
-        return Err(AppError::Unauthenticated(message));
-    }
-    auth.lockout.succeeded(attempt).await?;
-    // Of two requests with right codes, only the one that ends the pending sign-in
-    // starts a session.
-    if !factors.pending.finish(&pending).await? {
-        return Err(AppError::Unauthenticated(NO_PENDING_LOGIN));
-    }
-    context.auth.clear_pending_login_cookie();
+    let waiting = Waiting {
+        key: &pending.key,
+        wrong_codes_allowed: pending::WRONG_CODES_ALLOWED,
+        account: &user.email,
+        action: "complete_login",
+        wrong_outcome: "wrong_second_factor",
+        gone: NO_PENDING_LOGIN,
+    };
+    code_check::pass(context, &waiting, async || code_passes(context, &user, &code).await).await?;
     start_session(context, user, pending.bearer).await
 }
 
