@@ -485,12 +485,13 @@ async fn queued_jobs(prefix: &str) -> Vec<String> {
 {%- endif %}
 {%- if auth %}
 
-mod second_factor_secrets {
-    //! What must never leave the app: secrets, codes and tokens of the second factor.
+mod sign_in_secrets {
+    //! What must never leave the app: the secrets, codes and tokens of the second
+    //! factor{% if email %} and of sign-in by code{% endif %}, in its logs, traces or metrics.
 
-    use std::time::Duration;
+    use std::{path::Path, process::Child, time::Duration};
 
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::{Collector, exporting, terminate};
     use crate::{
@@ -498,102 +499,156 @@ mod second_factor_secrets {
         second_factor::{COMPLETE, CONFIRM, LOGIN, SET_UP, code_at, with_time_left_in_the_period},
     };
 
-/// The answer of the binary at `address` to one operation.
-async fn post(address: &str, token: Option<&str>, query: &str, variables: serde_json::Value) -> serde_json::Value {
-    let mut request = reqwest::Client::new()
-        .post(format!("{address}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request.send().await.unwrap().json().await.unwrap()
-}
-
-/// The port a log line with `message` in the log file at `path` names, once written.
-async fn logged_port(path: &std::path::Path, message: &str) -> u64 {
-    for _ in 0..300 {
-        let text = std::fs::read_to_string(path).unwrap();
-        let port = text
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .find(|event| event["message"] == message)
-            .and_then(|event| event["port"].as_u64());
-        if let Some(port) = port {
-            return port;
+    /// The answer of the binary at `address` to one operation.
+    async fn post(address: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = reqwest::Client::new()
+            .post(format!("{address}/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        request.send().await.unwrap().json().await.unwrap()
     }
-    panic!("no {message:?} in the log");
-}
 
-#[tokio::test]
-async fn no_secret_or_code_reaches_the_logs_the_traces_or_the_metrics() {
-    // The real binary, logging at debug level into a file, exporting its spans, with its
-    // metrics on.
-    let (collector, endpoint) = Collector::start();
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = exporting(&["serve"], &endpoint)
-        .env("APP_METRICS__ENABLED", "true")
-        .env("APP_TELEMETRY__FILTER", "debug")
-        .stdout(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
-    let address = format!("http://127.0.0.1:{}", logged_port(log.path(), "Listening").await);
-    let metrics_port = logged_port(log.path(), "Serving metrics on /metrics").await;
+    /// The log line with `message` in the log file at `path`, once written.
+    async fn logged(path: &Path, message: &str) -> Value {
+        for _ in 0..300 {
+            let text = std::fs::read_to_string(path).unwrap();
+            let line = text
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|event| event["message"] == message);
+            if let Some(line) = line {
+                return line;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no {message:?} in the log");
+    }
 
-    // Enrol, then sign in with a wrong code, a TOTP code and a recovery code.
-    let email = unique_email();
-    let credentials = json!({ "e": email, "p": PASSWORD });
-    post(&address, None, "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { message } }", credentials.clone()).await;
-    let session = post(&address, None, LOGIN, credentials.clone()).await["data"]["login"]["sessionToken"].clone();
-    let session = session.as_str().unwrap();
-    let secret = post(&address, Some(session), SET_UP, json!({})).await["data"]["setUpTotp"]["secret"].clone();
-    let secret = secret.as_str().unwrap();
-    with_time_left_in_the_period(Duration::from_secs(3)).await;
-    let first_code = code_at(secret, 0);
-    let confirmed = post(&address, Some(session), CONFIRM, json!({ "c": first_code })).await;
-    let recovery_codes: Vec<String> = serde_json::from_value(confirmed["data"]["confirmTotp"].clone()).unwrap();
-    let mut tokens = Vec::new();
-    for code in ["000000", &code_at(secret, 1), &recovery_codes[0]] {
-        let login = post(&address, None, LOGIN, credentials.clone()).await;
-        let pending = login["data"]["login"]["secondFactorToken"].as_str().unwrap().to_string();
-        let completed = post(&address, None, COMPLETE, json!({ "c": code, "t": pending })).await;
-        tokens.push(pending);
-        if let Some(token) = completed["data"]["completeLogin"]["sessionToken"].as_str() {
-            tokens.push(token.to_string());
+    /// `command` of the binary, exporting to `endpoint`, logging at debug level into
+    /// `log`, with its metrics on.
+    fn start(command: &str, endpoint: &str, log: &Path, env: &[(&str, &str)]) -> Child {
+        exporting(&[command], endpoint)
+            .env("APP_METRICS__ENABLED", "true")
+            .env("APP_TELEMETRY__FILTER", "debug")
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    }
+{%- if email %}
+
+    /// The code in the first code mail to `email` in `folder`.
+    async fn mailed_code(folder: &Path, email: &str) -> String {
+        const INTRO: &str = "Your sign-in code: ";
+        for _ in 0..300 {
+            for entry in std::fs::read_dir(folder).unwrap() {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+                if let Some(start) = text.find(INTRO).filter(|_| text.contains(email)) {
+                    return text[start + INTRO.len()..][..9].to_string();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no code mail to {email}");
+    }
+{%- endif %}
+
+    #[tokio::test]
+    async fn no_secret_or_code_reaches_the_logs_the_traces_or_the_metrics() {
+        // The real binaries, sharing one queue{% if email %} and one mail folder{% endif %}.
+        let (collector, endpoint) = Collector::start();
+        let folder = tempfile::tempdir().unwrap();
+        let log = folder.path().join("serve.log");
+        let prefix = crate::redis_server::unique_prefix();
+        let {% if email %}mut {% endif %}env = vec![("APP_REDIS__KEY_PREFIX", prefix.as_str())];
+{%- if email %}
+        let mail = folder.path().join("mail");
+        let mail = mail.to_str().unwrap();
+        env.push(("APP_MAIL__FILE_DIR", mail));
+{%- endif %}
+        let mut server = start("serve", &endpoint, &log, &env);
+        let address = format!("http://127.0.0.1:{}", logged(&log, "Listening").await["port"]);
+        let metrics_port = logged(&log, "Serving metrics on /metrics").await["port"].clone();
+{%- if queue %}
+        let worker_log = folder.path().join("worker.log");
+        let mut worker = start("worker", &endpoint, &worker_log, &env);
+        logged(&worker_log, "Worker started").await;
+{%- endif %}
+
+        // Enrol, then sign in with a wrong code, a TOTP code and a recovery code.
+        let email = unique_email();
+        let credentials = json!({ "e": email, "p": PASSWORD });
+        let register = "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { message } }";
+        post(&address, None, register, credentials.clone()).await;
+        let session = post(&address, None, LOGIN, credentials.clone()).await["data"]["login"]["sessionToken"].clone();
+        let session = session.as_str().unwrap();
+        let secret = post(&address, Some(session), SET_UP, json!({})).await["data"]["setUpTotp"]["secret"].clone();
+        let secret = secret.as_str().unwrap();
+        with_time_left_in_the_period(Duration::from_secs(3)).await;
+        let first_code = code_at(secret, 0);
+        let confirmed = post(&address, Some(session), CONFIRM, json!({ "c": first_code })).await;
+        let recovery_codes: Vec<String> = serde_json::from_value(confirmed["data"]["confirmTotp"].clone()).unwrap();
+        let mut secrets = vec![secret.to_string(), session.to_string(), first_code, code_at(secret, 1)];
+        for code in ["000000", &code_at(secret, 1), &recovery_codes[0]] {
+            let login = post(&address, None, LOGIN, credentials.clone()).await;
+            let pending = login["data"]["login"]["secondFactorToken"].as_str().unwrap().to_string();
+            let completed = post(&address, None, COMPLETE, json!({ "c": code, "t": pending })).await;
+            secrets.push(pending);
+            if let Some(token) = completed["data"]["completeLogin"]["sessionToken"].as_str() {
+                secrets.push(token.to_string());
+            }
+        }
+        assert_eq!(secrets.len(), 4 + 5, "two of three sign-ins completed: {secrets:?}");
+        secrets.extend(recovery_codes.iter().cloned());
+        secrets.extend(recovery_codes.iter().map(|code| code.replace('-', "")));
+{%- if email %}
+
+        // Sign in by code: a wrong one, then the mailed one, which leaves the second factor due.
+        let ask = "mutation($e: String!) { requestLoginCode(email: $e, bearer: true) { loginCodeToken } }";
+        let asked = post(&address, None, ask, json!({ "e": email })).await;
+        let code_token = asked["data"]["requestLoginCode"]["loginCodeToken"].as_str().unwrap().to_string();
+        let code = mailed_code(Path::new(mail), &email).await;
+        let by_code = "mutation($c: String!, $t: String) { loginWithCode(code: $c, loginCodeToken: $t) { secondFactorToken } }";
+        post(&address, None, by_code, json!({ "c": "AAAA-AAAA", "t": code_token })).await;
+        let signed_in = post(&address, None, by_code, json!({ "c": code, "t": code_token })).await;
+        let pending = signed_in["data"]["loginWithCode"]["secondFactorToken"].as_str();
+        secrets.extend([code.clone(), code.replace('-', ""), code_token]);
+        secrets.push(pending.unwrap_or_else(|| panic!("{signed_in}")).to_string());
+{%- endif %}
+
+        let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        terminate(&mut server).await;
+{%- if queue %}
+        terminate(&mut worker).await;
+        let logs = [std::fs::read_to_string(&log).unwrap(), std::fs::read_to_string(&worker_log).unwrap()].concat();
+{%- else %}
+        let logs = std::fs::read_to_string(&log).unwrap();
+{%- endif %}
+        let spans = collector
+            .wait_for_span("a span of completeLogin", |span| {
+                span.attribute("graphql.operation") == Some("completeLogin")
+            })
+            .await;
+        let traces = format!("{spans:?} {:?}", collector.spans.lock().unwrap());
+
+        assert!(logs.contains(r#""level":"DEBUG""#), "debug lines are logged: {logs}");
+        for secret in &secrets {
+            // Codes are six digits: look for whole words only.
+            let holds = |text: &str| {
+                text.split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                    .any(|word| word == secret)
+            };
+            assert!(!holds(&logs), "{secret} is in the log");
+            assert!(!holds(&metrics), "{secret} is in the metrics");
+            assert!(!holds(&traces), "{secret} is in the traces");
         }
     }
-    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    terminate(&mut child).await;
-    let logs = std::fs::read_to_string(log.path()).unwrap();
-    let spans = collector
-        .wait_for_span("a span of completeLogin", |span| {
-            span.attribute("graphql.operation") == Some("completeLogin")
-        })
-        .await;
-    let traces = format!("{spans:?} {:?}", collector.spans.lock().unwrap());
-
-    assert_eq!(tokens.len(), 5, "two of three sign-ins completed: {tokens:?}");
-    assert!(logs.contains(r#""level":"DEBUG""#), "debug lines are logged: {logs}");
-    let mut secrets = vec![secret.to_string(), session.to_string(), first_code, code_at(secret, 1)];
-    secrets.extend(recovery_codes.iter().cloned());
-    secrets.extend(recovery_codes.iter().map(|code| code.replace('-', "")));
-    secrets.extend(tokens);
-    for secret in &secrets {
-        // Codes are six digits: look for them as whole numbers only.
-        let words = |text: &str| {
-            text.split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
-                .any(|word| word == secret)
-        };
-        assert!(!words(&logs), "{secret} is in the log");
-        assert!(!words(&metrics), "{secret} is in the metrics");
-        assert!(!words(&traces), "{secret} is in the traces");
-    }
-}
 }
 {%- endif %}
