@@ -7,8 +7,9 @@
 //! 3. the linters on the container, CI and Kubernetes files (`assets` tier);
 //! 4. [`build_and_test`]: `cargo fmt --check`, `cargo clippy --all-targets -- -D
 //!    warnings`, `cargo test` on the embedded store, the printed schema and the list of
-//!    tests (snapshots), and for the variants that have one a second pass of the API
-//!    tests on MongoDB (`variants` tier).
+//!    tests (snapshots), the graphql-http audit of the binary ([`crate::audit`]), and
+//!    for the variants that have one a second pass of the API tests on MongoDB and one
+//!    on a Redis Cluster (`variants` tier).
 //!
 //! All variants share one `CARGO_TARGET_DIR`, so dependencies build once, and the second
 //! pass reuses the test binary the first one built.
@@ -23,6 +24,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use crate::{
+    audit::{self, Auditor},
     examples::{Example, repo_root},
     hardening,
     lint::Linters,
@@ -53,6 +55,8 @@ pub struct VariantReport {
     pub cluster: Option<ClusterPass>,
     /// The GraphQL schema the rendered binary printed.
     pub sdl: Option<String>,
+    /// The binary's score in the GraphQL-over-HTTP audit.
+    pub audit: Option<audit::Score>,
     /// Every test the variant has, one name a line, sorted.
     pub test_names: Option<String>,
     pub failure: Option<String>,
@@ -69,6 +73,7 @@ impl VariantReport {
             mongodb: None,
             cluster: None,
             sdl: None,
+            audit: None,
             test_names: None,
             failure: None,
         }
@@ -230,6 +235,16 @@ fn run_checks(
         bail!("schema failed:\n{}", tail(&schema.stderr));
     }
     report.sdl = Some(String::from_utf8(schema.stdout).context("schema is not UTF-8")?);
+    let keeps_data_in_redis = example.runs_on_redis_cluster()?;
+    let score = Auditor::ensure()?
+        .audit(&binary, project, keeps_data_in_redis)
+        .context("the graphql-http audit")?;
+    let missed = score.failures.join("\n");
+    let complete = score.complete();
+    report.audit = Some(score);
+    if !complete {
+        bail!("the graphql-http audit missed a MUST or a SHOULD:\n{missed}");
+    }
 
     if let Some(server) = mongodb
         && example.runs_on_mongodb()?
@@ -376,13 +391,23 @@ fn tail(bytes: &[u8]) -> String {
 
 /// A fixed-width table of the reports, failures listed below it. Tests passed, and the
 /// time they took, on each store: `embedded` is all of `cargo test`, `mongodb` the API
-/// tests run again on MongoDB, `cluster` again on a Redis Cluster (`-`: no such pass).
+/// tests run again on MongoDB, `cluster` again on a Redis Cluster (`-`: no such pass);
+/// `audit` the MUST and SHOULD audits of GraphQL over HTTP passed.
 pub fn table(reports: &[VariantReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<14} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}  result",
-        "variant", "render", "build", "embedded", "time", "mongodb", "time", "cluster", "time"
+        "{:<14} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11}  result",
+        "variant",
+        "render",
+        "build",
+        "embedded",
+        "time",
+        "mongodb",
+        "time",
+        "cluster",
+        "time",
+        "audit"
     );
     let pass = |passed: Option<(usize, Duration)>| match passed {
         Some((passed, time)) => (passed.to_string(), format!("{:.1}s", time.as_secs_f64())),
@@ -401,9 +426,18 @@ pub fn table(reports: &[VariantReport]) -> String {
                 .as_ref()
                 .map(|pass| (pass.tests_passed, pass.time)),
         );
+        let audit = report.audit.as_ref().map_or_else(
+            || "-".to_string(),
+            |score| {
+                format!(
+                    "{}/{},{}/{}",
+                    score.must.passed, score.must.total, score.should.passed, score.should.total
+                )
+            },
+        );
         let _ = writeln!(
             out,
-            "{:<14} {:>7.2}s {:>7.1}s {:>9} {:>7.1}s {:>8} {:>8} {:>8} {:>8}  {}",
+            "{:<14} {:>7.2}s {:>7.1}s {:>9} {:>7.1}s {:>8} {:>8} {:>8} {:>8} {:>11}  {}",
             report.name,
             report.render_time.as_secs_f64(),
             report.build_time.as_secs_f64(),
@@ -413,6 +447,7 @@ pub fn table(reports: &[VariantReport]) -> String {
             mongodb_time,
             cluster,
             cluster_time,
+            audit,
             if report.failure.is_some() {
                 "FAIL"
             } else {
@@ -443,6 +478,7 @@ mod tests {
             mongodb,
             cluster,
             sdl: None,
+            audit: None,
             test_names: None,
             failure: None,
         };
@@ -457,10 +493,19 @@ mod tests {
             time: Duration::from_secs(30),
         };
 
-        let table = table(&[
-            report("auth", Some(pass), Some(cluster)),
-            report("email", None, None),
-        ]);
+        let mut audited = report("auth", Some(pass), Some(cluster));
+        audited.audit = Some(audit::Score {
+            must: audit::Tally {
+                passed: 13,
+                total: 13,
+            },
+            should: audit::Tally {
+                passed: 22,
+                total: 23,
+            },
+            ..audit::Score::default()
+        });
+        let table = table(&[audited, report("email", None, None)]);
 
         let rows: Vec<Vec<&str>> = table
             .lines()
@@ -470,19 +515,29 @@ mod tests {
             rows[0],
             [
                 "variant", "render", "build", "embedded", "time", "mongodb", "time", "cluster",
-                "time", "result"
+                "time", "audit", "result"
             ]
         );
         assert_eq!(
             rows[1],
             [
-                "auth", "0.50s", "60.0s", "80", "20.0s", "66", "21.0s", "55", "30.0s", "ok"
+                "auth",
+                "0.50s",
+                "60.0s",
+                "80",
+                "20.0s",
+                "66",
+                "21.0s",
+                "55",
+                "30.0s",
+                "13/13,22/23",
+                "ok"
             ]
         );
         assert_eq!(
             rows[2],
             [
-                "email", "0.50s", "60.0s", "80", "20.0s", "-", "-", "-", "-", "ok"
+                "email", "0.50s", "60.0s", "80", "20.0s", "-", "-", "-", "-", "-", "ok"
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! The variant harness: renders the template's examples with the cargo-generate library
 //! and proves each rendered project is clean and green.
 
+pub mod audit;
 pub mod check;
 pub mod examples;
 pub mod hardening;

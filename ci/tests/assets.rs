@@ -2,7 +2,7 @@
 //! and Kubernetes manifests pass hadolint, actionlint, `docker-compose config`,
 //! kubernetes-validate and checkov (one test case per variant, on one render each), and
 //! each linter catches the broken copies in `tests/fixtures/broken/`, so a clean result
-//! means something.
+//! means something. The vendored GraphiQL build is the one its checksums name.
 
 use std::path::{Path, PathBuf};
 
@@ -97,4 +97,40 @@ fn checkov_fails_a_privileged_root_container() {
     let message = format!("{error:#}");
     assert!(message.contains("CKV_K8S_16"), "{message}"); // privileged
     assert!(message.contains("CKV_K8S_23"), "{message}"); // root
+}
+
+/// `ci/graphiql/fetch.sh` wrote these files and their `SHA256SUMS`; an edit by hand, or a
+/// pin bumped without running it, fails here.
+#[test]
+fn the_vendored_graphiql_build_matches_its_checksums() {
+    let folder = ci::examples::repo_root().join("template/static/graphiql");
+
+    let check = std::process::Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(&folder)
+        .output()
+        .expect("sha256sum could not be started");
+
+    let listed = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{listed}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(listed.matches(": OK").count(), 6, "{listed}");
+    let pins = std::fs::read_to_string(folder.join("SHA256SUMS")).unwrap();
+    let script =
+        std::fs::read_to_string(ci::examples::repo_root().join("ci/graphiql/fetch.sh")).unwrap();
+    for pin in pins
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .filter(|word| word.contains('@'))
+    {
+        assert!(
+            script.contains(pin),
+            "SHA256SUMS names {pin}, which fetch.sh does not pin"
+        );
+    }
 }

@@ -1,8 +1,9 @@
-//! The command line: `serve` (the default), `schema`, `healthcheck`, and the commands
+//! The command line: `serve` (the default), `schema` (and `schema diff`), `healthcheck`,
+//! and the commands
 //! each module adds. A module's commands are a `clap::Subcommand` enum implementing
 //! [`ModuleCommand`]; `state.rs` registers them.
 
-use std::pin::Pin;
+use std::{path::PathBuf, pin::Pin};
 
 use anyhow::Context as _;
 use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -10,7 +11,7 @@ use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser, Subcomm
 use crate::{
     command::ModuleCommand,
     config::Settings,
-    graphql::schema,
+    graphql::{schema, schema_diff},
     startup::Application,
     telemetry::{get_subscriber, init_subscriber},
 };
@@ -28,9 +29,19 @@ enum Command {
     #[default]
     Serve,
     /// Print the GraphQL schema in SDL.
-    Schema,
+    Schema {
+        #[command(subcommand)]
+        action: Option<SchemaAction>,
+    },
     /// Exit 0 if the server on this host is ready: the container health check.
     Healthcheck,
+}
+
+#[derive(Subcommand)]
+enum SchemaAction {
+    /// List the changes from OLD to NEW (this build's schema when omitted), each
+    /// breaking or safe; exit 1 if one is breaking.
+    Diff { old: PathBuf, new: Option<PathBuf> },
 }
 
 type Running = Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
@@ -76,12 +87,34 @@ pub async fn run() -> anyhow::Result<()> {
     }
     match Cli::from_arg_matches(&matches)?.command.unwrap_or_default() {
         Command::Serve => serve().await,
-        Command::Schema => {
+        Command::Schema { action: None } => {
             print!("{}", schema::sdl());
             Ok(())
         }
+        Command::Schema {
+            action: Some(SchemaAction::Diff { old, new }),
+        } => diff_schemas(&old, new.as_deref()),
         Command::Healthcheck => crate::health::probe(load_settings()?.http.port, "/health/ready"),
     }
+}
+
+fn diff_schemas(old: &std::path::Path, new: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))
+    };
+    let new = match new {
+        Some(path) => read(path)?,
+        None => schema::sdl(),
+    };
+    let changes = schema_diff::diff(&read(old)?, &new)?;
+    for change in &changes {
+        println!("{change}");
+    }
+    let breaking = changes.iter().filter(|change| change.breaking).count();
+    if breaking > 0 {
+        anyhow::bail!("{breaking} breaking schema change(s)");
+    }
+    Ok(())
 }
 
 /// The settings, with the error that names a bad key.

@@ -22,13 +22,14 @@ pub enum ErrorCode {
     QueryTooComplex,
     PayloadTooLarge,
     UnsupportedMediaType,
+    NotAcceptable,
     MethodNotAllowed,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, so that a code read back from a response maps to one of them.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::BadRequest,
         Self::BadUserInput,
         Self::Unauthenticated,
@@ -41,6 +42,7 @@ impl ErrorCode {
         Self::QueryTooComplex,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
+        Self::NotAcceptable,
         Self::MethodNotAllowed,
         Self::Internal,
     ];
@@ -64,6 +66,7 @@ impl ErrorCode {
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::NotAcceptable => "NOT_ACCEPTABLE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Internal => "INTERNAL",
         }
@@ -95,6 +98,8 @@ pub enum AppError {
     PayloadTooLarge { limit: usize },
     #[error("send GraphQL requests as application/json")]
     UnsupportedMediaType,
+    #[error("accept application/graphql-response+json or application/json")]
+    NotAcceptable,
     #[error("GraphQL operations are sent with POST")]
     MethodNotAllowed,
     /// A dependency (Redis, SMTP) is down; retrying later can succeed.
@@ -116,6 +121,7 @@ impl AppError {
             Self::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::NotAcceptable => ErrorCode::NotAcceptable,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
@@ -167,6 +173,7 @@ impl ResponseError for AppError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -185,13 +192,20 @@ impl ResponseError for AppError {
             }
             _ => {}
         }
+        response.json(self.graphql_body())
+    }
+}
+
+impl AppError {
+    /// A GraphQL response holding this error alone.
+    pub fn graphql_body(&self) -> Value {
         let extensions: juniper::Value = self.extensions();
-        response.json(json!({
+        json!({
             "errors": [{
                 "message": self.public_message(),
                 "extensions": extensions,
             }]
-        }))
+        })
     }
 }
 
@@ -260,6 +274,7 @@ mod tests {
                 | ErrorCode::QueryTooComplex
                 | ErrorCode::PayloadTooLarge
                 | ErrorCode::UnsupportedMediaType
+                | ErrorCode::NotAcceptable
                 | ErrorCode::MethodNotAllowed
                 | ErrorCode::Internal => {}
             }

@@ -1,7 +1,8 @@
 //! Limits juniper does not enforce itself: operations per batch and aliases per document.
 //!
-//! Depth and field-count limits are set on the schema (`schema::build`). All limits are
-//! checked before anything executes, so a hostile document costs no more than its parse.
+//! Depth and field-count limits are set on the schema (`schema::build`). Every limit is
+//! checked before its operation executes, so a hostile document costs no more than its
+//! parse.
 
 use juniper::{
     http::{GraphQLBatchRequest, GraphQLRequest},
@@ -27,30 +28,43 @@ impl From<&GraphqlSettings> for RequestLimits {
 }
 
 impl RequestLimits {
+    /// The request as a whole: its batch size, and that every operation's variables
+    /// are a map.
+    ///
     /// # Errors
-    /// `QueryTooComplex` for an oversized batch or too many aliases, `BadRequest` for an
-    /// empty batch.
-    pub fn check(&self, request: &GraphQLBatchRequest) -> Result<(), AppError> {
-        match request {
-            GraphQLBatchRequest::Single(operation) => self.check_operation(operation),
-            GraphQLBatchRequest::Batch(operations) => {
-                if operations.is_empty() {
-                    return Err(AppError::BadRequest("the batch holds no operation".into()));
-                }
-                if operations.len() > self.max_batch {
-                    return Err(AppError::QueryTooComplex(format!(
-                        "a batch may hold at most {} operations",
-                        self.max_batch
-                    )));
-                }
-                operations
-                    .iter()
-                    .try_for_each(|operation| self.check_operation(operation))
-            }
+    /// `QueryTooComplex` for an oversized batch, `BadRequest` for an empty batch or
+    /// variables that are no map.
+    pub fn check_request(&self, request: &GraphQLBatchRequest) -> Result<(), AppError> {
+        let operations = match request {
+            GraphQLBatchRequest::Single(operation) => std::slice::from_ref(operation),
+            GraphQLBatchRequest::Batch(operations) => operations.as_slice(),
+        };
+        if operations.is_empty() {
+            return Err(AppError::BadRequest("the batch holds no operation".into()));
         }
+        if operations.len() > self.max_batch {
+            return Err(AppError::QueryTooComplex(format!(
+                "a batch may hold at most {} operations",
+                self.max_batch
+            )));
+        }
+        // juniper would run with no variables at all in place of a string or a list.
+        if operations.iter().any(|operation| {
+            operation
+                .variables
+                .as_ref()
+                .is_some_and(|v| !v.is_null() && v.to_object_value().is_none())
+        }) {
+            return Err(AppError::BadRequest("variables must be a map".into()));
+        }
+        Ok(())
     }
 
-    fn check_operation(&self, operation: &GraphQLRequest) -> Result<(), AppError> {
+    /// One operation's document, before it runs.
+    ///
+    /// # Errors
+    /// `QueryTooComplex` for too many aliases.
+    pub fn check_operation(&self, operation: &GraphQLRequest) -> Result<(), AppError> {
         if count_aliases(&operation.query) > self.max_aliases {
             return Err(AppError::QueryTooComplex(format!(
                 "a document may hold at most {} aliases",

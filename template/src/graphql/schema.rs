@@ -270,3 +270,27 @@ pub fn build(settings: &GraphqlSettings) -> Schema {
 pub fn sdl() -> String {
     roots().as_sdl()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema clients rely on is committed, so that a change to it is reviewed (and
+    /// CI classifies it against the default branch's) instead of slipping in with code.
+    #[test]
+    fn schema_graphql_is_the_schema_this_code_serves() {
+        let committed = include_str!("../../schema.graphql");
+        let served = sdl();
+        if committed != served {
+            let changes = match crate::graphql::schema_diff::diff(committed, &served) {
+                Ok(changes) if changes.is_empty() => "  descriptions or order only\n".to_owned(),
+                Ok(changes) => changes.iter().map(|c| format!("  {c}\n")).collect(),
+                Err(error) => format!("  {error:#}\n"),
+            };
+            panic!(
+                "schema.graphql is not the schema this code serves:\n{changes}\
+                 If the change is meant, run `cargo run -- schema > schema.graphql` and commit it."
+            );
+        }
+    }
+}

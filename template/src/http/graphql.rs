@@ -1,16 +1,18 @@
-//! `/graphql`: operations over POST only, GraphiQL over GET when enabled.
+//! `/graphql`: operations over POST only, GraphiQL's page over GET when enabled.
 //!
 //! The handler reads the body itself so that every refusal (size, media type, JSON,
-//! limits) answers in the GraphQL error shape with a stable code.
+//! limits) answers in the GraphQL error shape with a stable code, in the media type the
+//! client accepts (see `accept`).
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    HttpRequest, HttpResponse, ResponseError,
     http::{StatusCode, header},
     web,
 };
 use juniper::http::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
 use serde::Serialize;
 
+use super::accept::ResponseMedia;
 use crate::{
     error::{AppError, graphql_error_body},
     graphql::{Context, GraphqlSettings, Schema, limits::RequestLimits, metrics::OperationMetrics, operation, schema},
@@ -34,6 +36,11 @@ impl GraphqlEndpoint {
             graphiql: settings.graphiql,
         }
     }
+
+    /// Whether the GraphiQL IDE is served.
+    pub fn graphiql(&self) -> bool {
+        self.graphiql
+    }
 }
 
 /// One operation's answer: juniper's response, or the reason it never ran.
@@ -51,13 +58,33 @@ enum Answer {
     Batch(Vec<Outcome>),
 }
 
+/// Answers in the media type the client accepts, errors included.
 pub async fn post(
     request: HttpRequest,
     payload: web::Payload,
     endpoint: web::Data<GraphqlEndpoint>,
     state: web::Data<AppState>,
+) -> HttpResponse {
+    let Some(media) = ResponseMedia::negotiate(&request) else {
+        let mut refusal = AppError::NotAcceptable.error_response();
+        ResponseMedia::Json.label(&mut refusal);
+        return refusal;
+    };
+    let mut response = answer(&request, payload, &endpoint, &state, media)
+        .await
+        .unwrap_or_else(|error| error.error_response());
+    media.label(&mut response);
+    response
+}
+
+async fn answer(
+    request: &HttpRequest,
+    payload: web::Payload,
+    endpoint: &GraphqlEndpoint,
+    state: &AppState,
+    media: ResponseMedia,
 ) -> Result<HttpResponse, AppError> {
-    ensure_json(&request)?;
+    ensure_json(request)?;
     let limit = endpoint.max_body_bytes;
     let body = payload
         .to_bytes_limited(limit)
@@ -66,36 +93,36 @@ pub async fn post(
         .map_err(|e| AppError::BadRequest(format!("could not read the request body: {e}")))?;
     let operations: GraphQLBatchRequest = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("malformed GraphQL request: {e}")))?;
-    endpoint.limits.check(&operations)?;
+    endpoint.limits.check_request(&operations)?;
     crate::telemetry::record_graphql_operation(|| operation::name(&operations));
 
     let context = Context {
 {%- if auth %}
-        auth: crate::auth::RequestAuth::from_request(&request, &state.auth).await?,
+        auth: crate::auth::RequestAuth::from_request(request, &state.auth).await?,
 {%- endif %}
-        state: state.get_ref().clone(),
+        state: state.clone(),
     };
     let (answer, all_executed) = match operations {
         GraphQLBatchRequest::Single(operation) => {
-            let outcome = execute(&endpoint.schema, &context, operation).await;
+            let outcome = execute(endpoint, &context, operation).await;
             let executed = matches!(outcome, Outcome::Executed(_));
             (Answer::Single(outcome), executed)
         }
         GraphQLBatchRequest::Batch(operations) => {
             let mut outcomes = Vec::with_capacity(operations.len());
             for operation in operations {
-                outcomes.push(execute(&endpoint.schema, &context, operation).await);
+                outcomes.push(execute(endpoint, &context, operation).await);
             }
             let executed = outcomes.iter().all(|o| matches!(o, Outcome::Executed(_)));
             (Answer::Batch(outcomes), executed)
         }
     };
-    // As in GraphQL over HTTP: 400 when a document could not run at all; errors raised
-    // while running are part of a 200 answer next to the data.
+    // Errors raised while running are part of a 200 answer next to the data; a
+    // document that could not run at all is a 400 where the media type allows it.
     let status = if all_executed {
         StatusCode::OK
     } else {
-        StatusCode::BAD_REQUEST
+        media.status_when_nothing_ran()
     };
     let mut response = HttpResponse::build(status);
 {%- if auth %}
@@ -104,7 +131,15 @@ pub async fn post(
     Ok(response.json(answer))
 }
 
-async fn execute(schema: &Schema, context: &Context, operation: GraphQLRequest) -> Outcome {
+async fn execute(
+    endpoint: &GraphqlEndpoint,
+    context: &Context,
+    operation: GraphQLRequest,
+) -> Outcome {
+    if let Err(refusal) = endpoint.limits.check_operation(&operation) {
+        return Outcome::Refused(refusal.graphql_body());
+    }
+    let schema = &endpoint.schema;
     let metrics = OperationMetrics::start(schema, &operation);
     let executed = operation.execute(schema, context).await.into_result();
     metrics.finish(&executed);
@@ -141,9 +176,7 @@ pub async fn get(
     if carries_operation || !endpoint.graphiql {
         return Err(AppError::MethodNotAllowed);
     }
-    juniper_actix::graphiql_handler("/graphql", None)
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("failed to render GraphiQL: {e}")))
+    Ok(super::graphiql::page())
 }
 
 pub async fn other_method() -> Result<HttpResponse, AppError> {

@@ -1,5 +1,7 @@
-//! HTTP routes: health probes and the GraphQL endpoint.
+//! HTTP routes: health probes, the GraphQL endpoint and the files of its IDE.
 
+mod accept;
+mod graphiql;
 mod graphql;
 mod headers;
 mod health;
@@ -15,6 +17,7 @@ pub use settings::HttpSettings;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
+        .route("/graphiql/{file}", web::get().to(graphiql::asset))
         .service(
             web::resource("/graphql")
                 .wrap(from_fn(headers::graphql_headers))

@@ -53,10 +53,74 @@ async fn graphiql_is_served_on_get_only_when_enabled() {
 
     let page = enabled.get("/graphql").await;
     let refused = disabled.get("/graphql").await;
+    let asset = disabled.get("/graphiql/graphiql.min.js").await;
 
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("graphiql"));
     assert_eq!(refused.status(), 405);
+    assert_eq!(asset.status(), 404);
+}
+
+/// Every `src="…"` and `href="…"` of an HTML page.
+fn references(html: &str) -> Vec<&str> {
+    ["src=\"", "href=\""]
+        .iter()
+        .flat_map(|attribute| {
+            html.match_indices(attribute)
+                .map(|(at, _)| at + attribute.len())
+        })
+        .filter_map(|start| html[start..].split('"').next())
+        .collect()
+}
+
+#[tokio::test]
+async fn graphiql_loads_from_the_app_alone() {
+    let app = spawn_app().await;
+
+    let page = app.get("/graphql").await;
+
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.starts_with("default-src 'none';"), "{policy}");
+    assert!(
+        !policy.contains("://") && !policy.contains("unsafe"),
+        "{policy}"
+    );
+    let html = page.text().await.unwrap();
+    let page_url = reqwest::Url::parse(&format!("{}/graphql", app.address)).unwrap();
+    let files = references(&html);
+    assert_eq!(files.len(), 6, "{html}");
+    for file in files {
+        assert!(!file.contains("//"), "{file} may come from another host");
+        let url = page_url.join(file).unwrap();
+        let response = app.client.get(url.clone()).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let expected = if file.ends_with(".js") {
+            "text/javascript"
+        } else {
+            "text/css"
+        };
+        assert!(content_type.starts_with(expected), "{url}: {content_type}");
+        assert!(!response.bytes().await.unwrap().is_empty(), "{url}");
+    }
+    let start = app.get("/graphiql/start.js").await.text().await.unwrap();
+    assert!(
+        !start.contains("://"),
+        "the start script names a host: {start}"
+    );
 }
 
 #[tokio::test]

@@ -86,6 +86,20 @@ impl TestApp {
     }
 }
 
+/// A client as GraphQL over HTTP describes them: it accepts
+/// `application/graphql-response+json`, so statuses tell what happened.
+pub fn graphql_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ACCEPT,
+        reqwest::header::HeaderValue::from_static("application/graphql-response+json"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("Failed to build the HTTP client")
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -154,7 +168,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         address,
         metrics_address,
-        client: reqwest::Client::new(),
+        client: graphql_client(),
         state,
         settings,
         _companions: companions,

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one file per feature area.
 
 mod graphql;
+mod graphql_over_http;
 mod health;
 mod helpers;
 mod metrics;

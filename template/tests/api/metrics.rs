@@ -110,7 +110,7 @@ impl Metered {
         let metrics_port = events[0]["port"].as_u64().expect("no metrics port logged");
         Self {
             child,
-            client: reqwest::Client::new(),
+            client: crate::helpers::graphql_client(),
             address: events[1]["port"]
                 .as_u64()
                 .map(|port| format!("http://127.0.0.1:{port}")),
