@@ -6,6 +6,7 @@ mod health;
 mod helpers;
 mod metrics;
 mod proxies;
+mod schema_contract;
 mod shutdown;
 mod storage;
 mod traces;
