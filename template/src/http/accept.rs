@@ -16,6 +16,8 @@ use actix_web::{
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
+/// Ranges answered with legacy JSON: wildcards stand for it until the watershed.
+const LEGACY_RANGES: [&str; 3] = [JSON, "application/*", "*/*"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseMedia {
@@ -27,34 +29,38 @@ impl ResponseMedia {
     /// The type the request accepts most, the newer one on a tie; `None` when it
     /// accepts neither (answered with 406).
     pub fn negotiate(request: &HttpRequest) -> Option<Self> {
-        let accept = request
+        let ranges = request
             .headers()
             .get_all(header::ACCEPT)
             .filter_map(|value| value.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(",");
-        Self::from_accept(&accept)
+            .flat_map(|value| value.split(','));
+        Self::from_ranges(ranges)
     }
 
-    fn from_accept(accept: &str) -> Option<Self> {
-        if accept.trim().is_empty() {
-            return Some(Self::Json);
-        }
+    /// From the media ranges of `Accept`, without allocating: this runs on every request.
+    fn from_ranges<'a>(ranges: impl Iterator<Item = &'a str>) -> Option<Self> {
         let (mut graphql_response, mut json) = (0.0_f32, 0.0_f32);
-        for range in accept.split(',') {
+        let mut any_range = false;
+        for range in ranges.filter(|range| !range.trim().is_empty()) {
+            any_range = true;
             let mut parts = range.split(';');
-            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let media = parts.next().unwrap_or_default().trim();
             let quality = parts
                 .filter_map(|parameter| parameter.trim().strip_prefix("q="))
                 .find_map(|q| q.trim().parse::<f32>().ok())
                 .unwrap_or(1.0)
                 .clamp(0.0, 1.0);
-            match media.as_str() {
-                GRAPHQL_RESPONSE_JSON => graphql_response = graphql_response.max(quality),
-                // Wildcards stand for the legacy type until the watershed.
-                JSON | "application/*" | "*/*" => json = json.max(quality),
-                _ => {}
+            if media.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON) {
+                graphql_response = graphql_response.max(quality);
+            } else if LEGACY_RANGES
+                .iter()
+                .any(|legacy| media.eq_ignore_ascii_case(legacy))
+            {
+                json = json.max(quality);
             }
+        }
+        if !any_range {
+            return Some(Self::Json);
         }
         if graphql_response > 0.0 && graphql_response >= json {
             Some(Self::GraphqlResponseJson)
@@ -100,7 +106,7 @@ mod tests {
             "Application/GraphQL-Response+JSON; charset=utf-8",
         ] {
             assert_eq!(
-                ResponseMedia::from_accept(accept),
+                ResponseMedia::from_ranges(accept.split(',')),
                 Some(GraphqlResponseJson),
                 "{accept}"
             );
@@ -118,7 +124,11 @@ mod tests {
             "application/graphql-response+json;q=0.5, application/json",
             "application/graphql-response+json;q=0, */*",
         ] {
-            assert_eq!(ResponseMedia::from_accept(accept), Some(Json), "{accept}");
+            assert_eq!(
+                ResponseMedia::from_ranges(accept.split(',')),
+                Some(Json),
+                "{accept}"
+            );
         }
     }
 
@@ -130,7 +140,11 @@ mod tests {
             "application/json;q=0",
             "*/*;q=0",
         ] {
-            assert_eq!(ResponseMedia::from_accept(accept), None, "{accept}");
+            assert_eq!(
+                ResponseMedia::from_ranges(accept.split(',')),
+                None,
+                "{accept}"
+            );
         }
     }
 }
