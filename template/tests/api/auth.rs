@@ -149,18 +149,24 @@ pub async fn post_login_selecting(app: &TestApp, email: &str, selection: &str) -
         .unwrap()
 }
 
-/// The `name=value` of the session cookie a response sets.
-fn session_cookie(response: &reqwest::Response) -> String {
+/// The `name=value` of the cookie a response sets.
+pub fn cookie_set_by(response: &reqwest::Response) -> String {
     let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
     set_cookie.split(';').next().unwrap().to_string()
 }
 
-async fn post_with_cookie(app: &TestApp, cookie: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+/// `body` posted as a browser would: with `cookie` and the extra `headers`.
+pub async fn post_with_cookie(
+    app: &TestApp,
+    cookie: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let mut request = app
         .client
         .post(format!("{}/graphql", app.address))
         .header("Cookie", cookie)
-        .json(&json!({ "query": ME }));
+        .json(body);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -203,15 +209,9 @@ async fn the_session_cookie_is_hardened_and_authenticates() {
         .to_str()
         .unwrap()
         .to_string();
-    let session = set_cookie.split(';').next().unwrap().to_string();
-    let with_cookie: Value = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .header("Cookie", &session)
-        .json(&json!({ "query": ME }))
-        .send()
+    let session = cookie_set_by(&response);
+    let with_cookie: Value = post_with_cookie(&app, &session, &json!({ "query": ME }), &[])
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -999,16 +999,18 @@ async fn cookie_requests_from_other_origins_are_refused() {
     .await;
     let email = unique_email();
     register(&app, &email, PASSWORD).await;
-    let cookie = session_cookie(&post_login(&app, &email).await);
+    let cookie = cookie_set_by(&post_login(&app, &email).await);
     let token = login(&app, &email, PASSWORD).await;
     let evil = ("Origin", "https://evil.example");
+    let me = json!({ "query": ME });
 
-    let cross_site = post_with_cookie(&app, &cookie, &[evil, ("Sec-Fetch-Site", "cross-site")]).await;
-    let older_browser = post_with_cookie(&app, &cookie, &[evil]).await;
-    let same_origin = post_with_cookie(&app, &cookie, &[("Sec-Fetch-Site", "same-origin")]).await;
+    let cross_site = post_with_cookie(&app, &cookie, &me, &[evil, ("Sec-Fetch-Site", "cross-site")]).await;
+    let older_browser = post_with_cookie(&app, &cookie, &me, &[evil]).await;
+    let same_origin = post_with_cookie(&app, &cookie, &me, &[("Sec-Fetch-Site", "same-origin")]).await;
     let front_end = post_with_cookie(
         &app,
         &cookie,
+        &me,
         &[("Origin", "https://app.example.com"), ("Sec-Fetch-Site", "same-site")],
     )
     .await;

@@ -183,6 +183,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The first GraphQL error's message, or "" when there is none.
+pub fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or_default()
+}
+
 /// The first GraphQL error's `extensions.code`.
 pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::{
-    auth::{PASSWORD, graphql, register, unique_email},
+    auth::{PASSWORD, cookie_set_by, graphql, post_with_cookie, register, unique_email},
     email_flows::last_mail_to,
-    helpers::{TestApp, error_code, spawn_app, spawn_app_with},
+    helpers::{TestApp, error_code, error_message, spawn_app, spawn_app_with},
     second_factor::{COMPLETE, enrolled},
 };
 
@@ -49,10 +49,6 @@ async fn login(app: &TestApp, code: &str, token: Option<&str>) -> Value {
     graphql(app, None, LOGIN, json!({ "c": code, "t": token })).await
 }
 
-fn message(body: &Value) -> &str {
-    body["errors"][0]["message"].as_str().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn a_mailed_code_signs_in_once() {
     let app = spawn_app().await;
@@ -70,7 +66,7 @@ async fn a_mailed_code_signs_in_once() {
         .unwrap_or_else(|| panic!("not signed in: {first}"));
     let me = graphql(&app, Some(session), "{ me { email } }", json!({})).await;
     assert_eq!(me["data"]["me"]["email"], email.as_str());
-    assert_eq!(message(&again), NO_CODE_SIGN_IN, "{again}");
+    assert_eq!(error_message(&again), NO_CODE_SIGN_IN, "{again}");
 }
 
 #[tokio::test]
@@ -84,30 +80,23 @@ async fn the_code_works_only_on_the_client_that_asked_for_it() {
         .send()
         .await
         .unwrap();
-    let cookie = asked.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_set_by(&asked);
     let code = mailed_code(&app, &email).await;
 
     let elsewhere = login(&app, &code, None).await;
-    let here: Value = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .header("Cookie", &cookie)
-        .json(&json!({ "query": LOGIN, "variables": { "c": code } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let here: Value = post_with_cookie(
+        &app,
+        &cookie,
+        &json!({ "query": LOGIN, "variables": { "c": code } }),
+        &[],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
 
     assert!(cookie.starts_with("pending-login="), "{cookie}");
-    assert_eq!(message(&elsewhere), NO_CODE_SIGN_IN, "{elsewhere}");
+    assert_eq!(error_message(&elsewhere), NO_CODE_SIGN_IN, "{elsewhere}");
     assert_eq!(
         here["data"]["loginWithCode"]["user"]["email"],
         email.as_str(),
@@ -134,11 +123,15 @@ async fn the_third_wrong_code_ends_the_code_sign_in() {
     .into();
     let right_too_late = login(&app, &code, Some(&token)).await;
 
-    assert_eq!(message(&wrong[0]), "the code is wrong");
-    assert_eq!(message(&wrong[1]), "the code is wrong");
-    assert!(message(&wrong[2]).contains("last try"), "{}", wrong[2]);
+    assert_eq!(error_message(&wrong[0]), "the code is wrong");
+    assert_eq!(error_message(&wrong[1]), "the code is wrong");
+    assert!(
+        error_message(&wrong[2]).contains("last try"),
+        "{}",
+        wrong[2]
+    );
     assert_eq!(
-        message(&right_too_late),
+        error_message(&right_too_late),
         NO_CODE_SIGN_IN,
         "{right_too_late}"
     );
@@ -167,7 +160,7 @@ async fn an_unknown_address_gets_the_same_answer_and_the_no_account_notice() {
     };
     assert_eq!(token_length(&for_known), token_length(&for_unknown));
     assert!(!notice.raw.contains(CODE_MAIL), "{}", notice.raw);
-    assert_eq!(message(&guess), "the code is wrong", "{guess}");
+    assert_eq!(error_message(&guess), "the code is wrong", "{guess}");
 }
 
 #[tokio::test]
@@ -259,7 +252,7 @@ async fn a_setting_turns_code_sign_in_off() {
     let guessed = login(&app, "ABCD-EFGH", Some(&"0".repeat(96))).await;
 
     assert_eq!(error_code(&asked), "BAD_USER_INPUT", "{asked}");
-    assert!(message(&asked).contains("turned off"), "{asked}");
+    assert!(error_message(&asked).contains("turned off"), "{asked}");
     assert_eq!(error_code(&guessed), "BAD_USER_INPUT", "{guessed}");
 }
 

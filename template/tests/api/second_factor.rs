@@ -9,8 +9,11 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::{
     accounts::{keys_of, user_id},
-    auth::{PASSWORD, graphql, post_login_selecting, register, signed_in, unique_email},
-    helpers::{TestApp, error_code, spawn_app, spawn_app_with},
+    auth::{
+        PASSWORD, cookie_set_by, graphql, post_login_selecting, post_with_cookie, register,
+        signed_in, unique_email,
+    },
+    helpers::{TestApp, error_code, error_message, spawn_app, spawn_app_with},
 };
 
 pub const SET_UP: &str = "mutation { setUpTotp { secret uri qrCodeSvg } }";
@@ -109,10 +112,6 @@ async fn complete(app: &TestApp, pending: &str, code: &str) -> Value {
     graphql(app, None, COMPLETE, json!({ "c": code, "t": pending })).await
 }
 
-fn message(body: &Value) -> &str {
-    body["errors"][0]["message"].as_str().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn setting_up_shows_a_secret_uri_and_qr_code_and_changes_nothing_until_confirmed() {
     let app = spawn_app().await;
@@ -195,7 +194,7 @@ async fn an_accepted_code_is_refused_when_replayed() {
 
     assert!(first["data"]["completeLogin"]["sessionToken"].is_string(), "{first}");
     assert_eq!(error_code(&replayed), "UNAUTHENTICATED", "{replayed}");
-    assert_eq!(message(&replayed), WRONG_CODE);
+    assert_eq!(error_message(&replayed), WRONG_CODE);
     assert_eq!(error_code(&older), "UNAUTHENTICATED", "{older}");
 }
 
@@ -229,11 +228,11 @@ async fn the_fifth_wrong_code_ends_the_pending_login() {
     let right_too_late = complete(&app, &pending, &account.code(1)).await;
 
     for answer in &answers[..4] {
-        assert_eq!(message(answer), WRONG_CODE, "{answer}");
+        assert_eq!(error_message(answer), WRONG_CODE, "{answer}");
     }
-    assert!(message(&answers[4]).contains(LAST_TRY), "{}", answers[4]);
+    assert!(error_message(&answers[4]).contains(LAST_TRY), "{}", answers[4]);
     assert_eq!(error_code(&right_too_late), "UNAUTHENTICATED", "{right_too_late}");
-    assert!(message(&right_too_late).contains("sign in with your password again"));
+    assert!(error_message(&right_too_late).contains("sign in with your password again"));
 }
 
 #[tokio::test]
@@ -245,8 +244,8 @@ async fn wrong_codes_count_against_the_accounts_lockout() {
     let second = complete(&app, &pending(&app, &account.email).await, "000000").await;
     let third = graphql(&app, None, LOGIN, json!({ "e": account.email, "p": PASSWORD })).await;
 
-    assert_eq!(message(&first), WRONG_CODE);
-    assert_eq!(message(&second), WRONG_CODE);
+    assert_eq!(error_message(&first), WRONG_CODE);
+    assert_eq!(error_message(&second), WRONG_CODE);
     assert_eq!(error_code(&third), "RATE_LIMITED", "{third}");
 }
 
@@ -264,8 +263,8 @@ async fn a_request_checks_one_code_however_it_is_batched() {
         .await
         .unwrap();
 
-    assert_eq!(message(&answers[0]), WRONG_CODE, "{answers}");
-    assert!(message(&answers[1]).starts_with("one login"), "{answers}");
+    assert_eq!(error_message(&answers[0]), WRONG_CODE, "{answers}");
+    assert!(error_message(&answers[1]).starts_with("one login"), "{answers}");
 }
 
 async fn browser_complete(app: &TestApp, cookie: Option<&str>, code: &str) -> reqwest::Response {
@@ -286,8 +285,8 @@ async fn a_pending_login_is_completed_only_by_the_client_that_started_it() {
 
     let login = post_login_selecting(&app, &account.email, BROWSER_LOGIN).await;
     let set_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let pending_cookie = cookie_set_by(&login);
     let answer: Value = login.json().await.unwrap();
-    let pending_cookie = set_cookie.split(';').next().unwrap().to_string();
     let other_client: Value = browser_complete(&app, None, &account.code(1)).await.json().await.unwrap();
     let own_client = browser_complete(&app, Some(&pending_cookie), &account.code(1)).await;
     let cookies: Vec<String> = own_client
@@ -313,18 +312,11 @@ async fn a_pending_cookie_from_another_origins_page_is_ignored() {
     let app = spawn_app().await;
     let account = enrolled(&app).await;
     let login = post_login_selecting(&app, &account.email, BROWSER_LOGIN).await;
-    let set_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
-    let pending_cookie = set_cookie.split(';').next().unwrap();
+    let pending_cookie = cookie_set_by(&login);
 
-    let cross_site: Value = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .header("Cookie", pending_cookie)
-        .header("Origin", "https://evil.example")
-        .json(&json!({ "query": COMPLETE, "variables": { "c": account.code(1) } }))
-        .send()
+    let complete = json!({ "query": COMPLETE, "variables": { "c": account.code(1) } });
+    let cross_site: Value = post_with_cookie(&app, &pending_cookie, &complete, &[("Origin", "https://evil.example")])
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
