@@ -178,11 +178,18 @@ impl RequestAuth {
         record(&self.cookie_change, CookieChange::Clear);
     }
 
-    pub fn set_pending_login_cookie(&self, token: &str) {
+    /// Hands a pending sign-in's token to its client: in the answer for a `bearer`
+    /// client, in the pending-login cookie alone for a browser (the answer's token is
+    /// then `None`).
+    pub fn hand_over_pending_login(&self, token: &str, bearer: bool) -> Option<String> {
+        if bearer {
+            return Some(token.to_string());
+        }
         record(
             &self.pending_cookie_change,
             CookieChange::Set(token.to_string()),
         );
+        None
     }
 
     pub fn clear_pending_login_cookie(&self) {

@@ -49,12 +49,7 @@ pub async fn request_login_code(
     email_flows::limit_mail_request(context, &email).await?;
     let (token, sign_in) = context.state.auth.login_codes.start(&email, bearer).await?;
     email_flows::after_login_code_request(context, email, sign_in);
-    let login_code_token = if bearer {
-        Some(token.expose().to_string())
-    } else {
-        context.auth.set_pending_login_cookie(token.expose());
-        None
-    };
+    let login_code_token = context.auth.hand_over_pending_login(token.expose(), bearer);
     Ok(LoginCodeRequest {
         message: REQUESTED.into(),
         login_code_token,

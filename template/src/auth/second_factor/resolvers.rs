@@ -245,12 +245,7 @@ pub async fn await_second_factor(
         .start(user.id, bearer)
         .await?;
     crate::auth::metrics::login("second_factor_required");
-    let second_factor_token = if bearer {
-        Some(token.expose().to_string())
-    } else {
-        context.auth.set_pending_login_cookie(token.expose());
-        None
-    };
+    let second_factor_token = context.auth.hand_over_pending_login(token.expose(), bearer);
     Ok(LoginPayload {
         user: None,
         session_token: None,
