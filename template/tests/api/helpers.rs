@@ -67,6 +67,23 @@ impl TestApp {
             .expect("Failed to send the request")
     }
 
+    /// Posts every body at once, each on a task of its own; the answers in order.
+    pub async fn post_all_at_once(&self, bodies: Vec<Value>) -> Vec<Value> {
+        let url = format!("{}/graphql", self.address);
+        let sent: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let request = self.client.post(&url).json(&body);
+                tokio::spawn(async move { request.send().await?.json::<Value>().await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(sent.len());
+        for answer in sent {
+            answers.push(answer.await.expect("the request task panicked").expect("Failed to send the request"));
+        }
+        answers
+    }
+
     pub async fn post_raw(&self, content_type: &str, body: impl Into<String>) -> reqwest::Response {
         self.client
             .post(format!("{}/graphql", self.address))

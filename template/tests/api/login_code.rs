@@ -70,6 +70,27 @@ async fn a_mailed_code_signs_in_once() {
 }
 
 #[tokio::test]
+async fn a_mailed_code_sent_twenty_times_at_once_signs_in_once() {
+    // Allowances above twenty concurrent checks: the code's single use is under test.
+    let app = spawn_app_with(|s| {
+        s.auth.login_failures_per_account = 100;
+        s.auth.login_attempts_per_ip = 1000;
+    })
+    .await;
+    let email = account(&app).await;
+    let token = request(&app, &email).await;
+    let code = mailed_code(&app, &email).await;
+    let body = json!({ "query": LOGIN, "variables": { "c": code, "t": token } });
+
+    let answers = app.post_all_at_once(vec![body; 20]).await;
+
+    let signed_in = answers
+        .iter()
+        .filter(|a| a["data"]["loginWithCode"]["sessionToken"].is_string());
+    assert_eq!(signed_in.count(), 1, "{answers:?}");
+}
+
+#[tokio::test]
 async fn the_code_works_only_on_the_client_that_asked_for_it() {
     let app = spawn_app().await;
     let email = account(&app).await;

@@ -215,6 +215,29 @@ async fn a_recovery_code_signs_in_once() {
 }
 
 #[tokio::test]
+async fn a_recovery_code_sent_by_twenty_pending_sign_ins_at_once_signs_in_once() {
+    // Allowances above twenty concurrent checks: the code's single use is under test.
+    let app = spawn_app_with(|s| {
+        s.auth.login_failures_per_account = 100;
+        s.auth.login_attempts_per_ip = 1000;
+    })
+    .await;
+    let account = enrolled(&app).await;
+    let mut bodies = Vec::new();
+    for _ in 0..20 {
+        let pending = pending(&app, &account.email).await;
+        bodies.push(json!({ "query": COMPLETE, "variables": { "c": account.recovery_codes[0], "t": pending } }));
+    }
+
+    let answers = app.post_all_at_once(bodies).await;
+    let status = graphql(&app, Some(&account.token), STATUS, json!({})).await;
+
+    let signed_in = answers.iter().filter(|a| a["data"]["completeLogin"]["sessionToken"].is_string());
+    assert_eq!(signed_in.count(), 1, "{answers:?}");
+    assert_eq!(status["data"]["me"]["secondFactor"]["recoveryCodesLeft"], 9);
+}
+
+#[tokio::test]
 async fn the_fifth_wrong_code_ends_the_pending_login() {
     // An account allowance above the pending sign-in's, which is the limit under test.
     let app = spawn_app_with(|s| s.auth.login_failures_per_account = 100).await;
