@@ -173,6 +173,28 @@ pub async fn post_with_cookie(
     request.send().await.unwrap()
 }
 
+/// The first GraphQL error's message, or "" when there is none.
+pub fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or_default()
+}
+
+/// Posts every body at once, each on a task of its own; the answers in order.
+pub async fn post_all_at_once(app: &TestApp, bodies: Vec<Value>) -> Vec<Value> {
+    let url = format!("{}/graphql", app.address);
+    let sent: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let request = app.client.post(&url).json(&body);
+            tokio::spawn(async move { request.send().await?.json::<Value>().await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(sent.len());
+    for answer in sent {
+        answers.push(answer.await.expect("the request task panicked").expect("Failed to send the request"));
+    }
+    answers
+}
+
 pub async fn me(app: &TestApp, token: &str) -> Value {
     graphql(app, Some(token), ME, json!({})).await
 }

@@ -67,23 +67,6 @@ impl TestApp {
             .expect("Failed to send the request")
     }
 
-    /// Posts every body at once, each on a task of its own; the answers in order.
-    pub async fn post_all_at_once(&self, bodies: Vec<Value>) -> Vec<Value> {
-        let url = format!("{}/graphql", self.address);
-        let sent: Vec<_> = bodies
-            .into_iter()
-            .map(|body| {
-                let request = self.client.post(&url).json(&body);
-                tokio::spawn(async move { request.send().await?.json::<Value>().await })
-            })
-            .collect();
-        let mut answers = Vec::with_capacity(sent.len());
-        for answer in sent {
-            answers.push(answer.await.expect("the request task panicked").expect("Failed to send the request"));
-        }
-        answers
-    }
-
     pub async fn post_raw(&self, content_type: &str, body: impl Into<String>) -> reqwest::Response {
         self.client
             .post(format!("{}/graphql", self.address))
@@ -198,11 +181,6 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("No free port")
         .port()
-}
-
-/// The first GraphQL error's message, or "" when there is none.
-pub fn error_message(body: &Value) -> &str {
-    body["errors"][0]["message"].as_str().unwrap_or_default()
 }
 
 /// The first GraphQL error's `extensions.code`.

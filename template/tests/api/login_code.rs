@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::{
-    auth::{PASSWORD, cookie_set_by, graphql, post_with_cookie, register, unique_email},
+    auth::{
+        PASSWORD, cookie_set_by, error_message, graphql, post_all_at_once, post_with_cookie,
+        register, unique_email,
+    },
     email_flows::last_mail_to,
-    helpers::{TestApp, error_code, error_message, spawn_app, spawn_app_with},
+    helpers::{TestApp, error_code, spawn_app, spawn_app_with},
     second_factor::{COMPLETE, enrolled},
 };
 
@@ -82,7 +85,7 @@ async fn a_mailed_code_sent_twenty_times_at_once_signs_in_once() {
     let code = mailed_code(&app, &email).await;
     let body = json!({ "query": LOGIN, "variables": { "c": code, "t": token } });
 
-    let answers = app.post_all_at_once(vec![body; 20]).await;
+    let answers = post_all_at_once(&app, vec![body; 20]).await;
 
     let signed_in = answers
         .iter()

@@ -10,10 +10,10 @@ use totp_rs::{Algorithm, Secret, TOTP};
 use crate::{
     accounts::{keys_of, user_id},
     auth::{
-        PASSWORD, cookie_set_by, graphql, post_login_selecting, post_with_cookie, register,
+        PASSWORD, cookie_set_by, error_message, graphql, post_login_selecting, post_all_at_once, post_with_cookie, register,
         signed_in, unique_email,
     },
-    helpers::{TestApp, error_code, error_message, spawn_app, spawn_app_with},
+    helpers::{TestApp, error_code, spawn_app, spawn_app_with},
 };
 
 pub const SET_UP: &str = "mutation { setUpTotp { secret uri qrCodeSvg } }";
@@ -229,7 +229,7 @@ async fn a_recovery_code_sent_by_twenty_pending_sign_ins_at_once_signs_in_once()
         bodies.push(json!({ "query": COMPLETE, "variables": { "c": account.recovery_codes[0], "t": pending } }));
     }
 
-    let answers = app.post_all_at_once(bodies).await;
+    let answers = post_all_at_once(&app, bodies).await;
     let status = graphql(&app, Some(&account.token), STATUS, json!({})).await;
 
     let signed_in = answers.iter().filter(|a| a["data"]["completeLogin"]["sessionToken"].is_string());
