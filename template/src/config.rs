@@ -37,6 +37,7 @@ pub struct Settings {
 {%- endif %}
 {%- if auth %}
     pub auth: crate::auth::AuthSettings,
+    pub subscriptions: crate::http::websocket::SubscriptionSettings,
 {%- endif %}
 {%- if queue %}
     pub jobs: crate::queue::QueueSettings,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod domain;
+pub mod fanout;
 {%- endif %}
 {%- if queue %}
 pub mod jobs;
@@ -27,6 +28,7 @@ pub mod health;
 pub mod http;
 pub mod monitoring;
 pub mod setting;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -204,6 +204,31 @@ impl Redis {
         open(&self.client, self.timeout, blocking).await
     }
 
+    /// A connection for SUBSCRIBE, on the node of a single-node URL or on the first seed
+    /// of a cluster that answers: a cluster carries every PUBLISH to all of its nodes, so
+    /// one node hears the channels of the whole cluster.
+    ///
+    /// # Errors
+    /// Fails when no node answers within the timeout.
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        let nodes = match &self.client {
+            Client::Node(client) => vec![client.clone()],
+            Client::Cluster(seeds) => seeds
+                .iter()
+                .map(|seed| redis::Client::open(seed.expose_secret()))
+                .collect::<redis::RedisResult<_>>()?,
+        };
+        let mut failure = None;
+        for node in nodes {
+            match tokio::time::timeout(self.timeout, node.get_async_pubsub()).await {
+                Ok(Ok(pubsub)) => return Ok(pubsub),
+                Ok(Err(error)) => failure = Some(error),
+                Err(_) => failure = Some(timed_out()),
+            }
+        }
+        Err(failure.unwrap_or_else(timed_out))
+    }
+
     /// Readiness: one node answers; a cluster serves every slot (`cluster_state:ok`) and
     /// a write and a read on this service's keys succeed.
     ///
@@ -331,6 +356,10 @@ fn version_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
         .map(|part| part.parse::<u32>().unwrap_or(0));
     let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     found >= (major, minor)
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
 /// A Redis failure as the API reports it: 503, details in the log only.

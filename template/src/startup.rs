@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context as _;
+use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::monitoring::{self, MetricsServer};
@@ -17,6 +18,8 @@ pub struct Application {
     port: u16,
     state: AppState,
     server: Server,
+    /// Tells long-lived connections (WebSockets) that the server is shutting down.
+    going_away: watch::Sender<bool>,
     /// `GET /metrics` on its own listener, when metrics are on.
     metrics: Option<MetricsServer>,
 }
@@ -29,6 +32,20 @@ impl Application {
     /// Fails if a dependency is unreachable or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let state = AppState::connect(&settings).await?;
+        Self::serve_state(state, settings)
+    }
+
+    /// Like [`Application::build`], on `storage`, already open: another replica in the
+    /// same process, for tests of what crosses replicas.
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_on(settings: Settings, storage: crate::storage::Storage) -> anyhow::Result<Self> {
+        let state = AppState::connect_on(&settings, storage).await?;
+        Self::serve_state(state, settings)
+    }
+
+    fn serve_state(state: AppState, settings: Settings) -> anyhow::Result<Self> {
         let address = (settings.http.host.as_str(), settings.http.port);
         let listener = TcpListener::bind(address)
             .with_context(|| format!("Failed to bind {}:{}", address.0, address.1))?;
@@ -37,12 +54,14 @@ impl Application {
             tracing::warn!(%network, "http.trusted_proxies lists a network wider than a /16 (IPv4) or /48 (IPv6): every address in it may forge X-Forwarded-For");
         }
         let metrics = MetricsServer::bind(&settings.metrics)?;
-        let server =
-            serve(listener, state.clone(), &settings).context("Failed to start the server")?;
+        let (going_away, shutdown) = watch::channel(false);
+        let server = serve(listener, state.clone(), &settings, shutdown)
+            .context("Failed to start the server")?;
         Ok(Self {
             port,
             state,
             server,
+            going_away,
             metrics,
         })
     }
@@ -61,22 +80,41 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM or Ctrl-C; in-flight requests then get
-    /// `http.shutdown_timeout_secs` to finish, and the metrics listener closes last.
+    /// Serves until SIGTERM or Ctrl-C; WebSockets are then closed (1001), in-flight
+    /// requests get `http.shutdown_timeout_secs` to finish, and the metrics listener
+    /// closes last.
     ///
     /// # Errors
     /// Fails if a server stops on an I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let server = self.server.handle();
+        let going_away = self.going_away;
+        tokio::spawn(async move {
+            crate::shutdown::requested().await;
+            // First: open WebSockets would hold the graceful stop until its timeout.
+            going_away.send_replace(true);
+            server.stop(true).await;
+        });
         monitoring::serve_beside(self.metrics, self.server).await?
     }
 }
 
-fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    state: AppState,
+    settings: &Settings,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let endpoint = web::Data::new(http::GraphqlEndpoint::new(&settings.graphql));
     let http_settings = web::Data::new(settings.http.clone());
     let proxies = web::Data::new(settings.http.proxies());
     let metrics = settings.metrics.enabled;
+{%- if auth %}
+    let subscriptions = web::Data::new(http::websocket::Subscriptions::new(&settings.subscriptions, shutdown));
+{%- else %}
+    drop(shutdown); // nothing long-lived to tell without subscriptions
+{%- endif %}
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(Condition::new(metrics, from_fn(http::record_metrics)))
@@ -85,8 +123,13 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io
             .app_data(endpoint.clone())
             .app_data(http_settings.clone())
             .app_data(proxies.clone())
+{%- if auth %}
+            .app_data(subscriptions.clone())
+{%- endif %}
             .configure(http::configure)
     })
+    // Signals are ours to handle (`run_until_stopped`).
+    .disable_signals()
     .shutdown_timeout(settings.http.shutdown_timeout.as_secs());
     if settings.http.workers > 0 {
         server = server.workers(settings.http.workers);

@@ -37,6 +37,15 @@ macro_rules! app_state {
                 let storage = Storage::connect(&$settings.database)
                     .await
                     .context("Failed to connect to the database")?;
+                Self::connect_on($settings, storage).await
+            }
+
+            /// Like [`AppState::connect`], on a store already open: another instance
+            /// of the service in the same process (tests of what crosses replicas).
+            ///
+            /// # Errors
+            /// As [`AppState::connect`].
+            pub async fn connect_on($settings: &Settings, storage: Storage) -> anyhow::Result<Self> {
                 let timeout = $settings.database.timeout;
                 let mut $readiness = Readiness::new(timeout);
                 $readiness.watch("database", storage.clone(), move |storage| async move {

@@ -83,7 +83,7 @@ async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let metrics = MetricsServer::bind(&settings.metrics)?;
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        crate::shutdown::requested().await;
         tracing::info!("Stopping: finishing running jobs");
         let _ = stop.send(true);
     });
@@ -128,22 +128,6 @@ pub async fn work(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow
         depth.abort();
     }
     result
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Enqueues one purge per purge interval, however many workers run.

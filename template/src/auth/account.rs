@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use juniper::{GraphQLObject, ID};
 
-use super::sessions::SessionInfo;
+use super::{
+    events::{AccountEventKind, Ended},
+    sessions::SessionInfo,
+};
 use crate::{
     domain::UserId, error::AppError, graphql::Context, storage::users::UserRepository as _,
 };
@@ -66,6 +69,8 @@ pub async fn revoke_session(context: &Context, id: &ID) -> Result<bool, AppError
     else {
         return Err(AppError::BadUserInput("no session of yours has this id".into()));
     };
+    let ended = Ended::Only(id.to_string());
+    context.state.auth.events.raise(user.id, AccountEventKind::SessionRevoked, ended).await;
     if current {
         context.auth.end_session();
         context.auth.clear_session_cookie();
@@ -124,8 +129,10 @@ pub async fn delete_account(context: &Context) -> Result<bool, AppError> {
 
 /// Deletes the Redis keys named after `user`: its sessions{% if email %}, links and known devices{% endif %}.
 async fn erase_keys_of(context: &Context, user: UserId) -> Result<(), AppError> {
-    context.state.auth.sessions.revoke_all(user).await?;
-    context.state.auth.second_factors.forget(user).await?;
+    let auth = &context.state.auth;
+    auth.sessions.revoke_all(user).await?;
+    auth.events.raise(user, AccountEventKind::AccountDeleted, Ended::All).await;
+    auth.second_factors.forget(user).await?;
 {%- if email %}
     super::email_flows::forget_links_and_devices(context, user).await?;
 {%- endif %}

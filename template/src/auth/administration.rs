@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use juniper::{GraphQLObject, ID};
 use redis::Script;
 
+use super::events::{AccountEventKind, Ended};
 use crate::{
     domain::{Role, UserId},
     error::AppError,
@@ -146,7 +147,11 @@ pub async fn disable_user(context: &Context, id: &ID, reason: String) -> Result<
             .storage
             .set_disabled(target, Some(&disabled))
             .await?;
-        context.state.auth.sessions.revoke_all(target).await?;
+        let auth = &context.state.auth;
+        auth.sessions.revoke_all(target).await?;
+        auth.events
+            .raise(target, AccountEventKind::AccountDisabled, Ended::All)
+            .await;
         audit(context, admin, AuditAction::DisableUser, target, reason).await?;
         find(context, target).await
     }

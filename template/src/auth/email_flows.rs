@@ -18,6 +18,7 @@ use super::{
     account_mail::{About, AccountMail, AccountMails, SecondFactorChange},
     login_code::CodeSignInId,
     devices::KnownDevices,
+    events::{AccountEventKind, Ended},
     tokens::{OneTimeTokens, Purpose},
 };
 use crate::{
@@ -250,7 +251,9 @@ pub async fn reset_password(
         .await?;
     // The link proved the mailbox is theirs.
     context.state.storage.confirm_email(user.id).await?;
-    context.state.auth.sessions.revoke_all(user.id).await?;
+    let auth = &context.state.auth;
+    auth.sessions.revoke_all(user.id).await?;
+    auth.events.raise(user.id, AccountEventKind::PasswordChanged, Ended::All).await;
     context.auth.end_session();
     after_password_change(context, &user).await?;
     Ok(true)
@@ -353,9 +356,12 @@ pub async fn confirm_email_change(context: &Context, token: &str) -> Result<bool
         Err(error) => return Err(error.into()),
     }
     tokens.revoke_all(user.id).await?;
+    let mut ended = Ended::All;
     if let Some(session) = context.auth.session() {
         context.state.auth.sessions.revoke_others(session).await?;
+        ended = Ended::AllBut(session.id());
     }
+    context.state.auth.events.raise(user.id, AccountEventKind::EmailChanged, ended).await;
     let mail = AccountMail {
         to: user.email,
         about: About::EmailChanged { user: user.id },

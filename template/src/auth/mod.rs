@@ -11,6 +11,7 @@ mod code_check;
 mod cookie;
 mod device;
 mod erasure;
+pub mod events;
 mod guard;
 mod lockout;
 mod metrics;
@@ -40,6 +41,7 @@ pub use cookie::SessionCookie;
 pub use origin::AllowedOrigins;
 pub use password::PasswordHasher;
 pub use request::RequestAuth;
+pub use sessions::ActiveSession;
 pub use settings::AuthSettings;
 
 use erasure::Erasures;
@@ -67,6 +69,8 @@ pub struct Auth {
     pub lockout: Lockout,
     pub erasures: Erasures,
     pub second_factors: SecondFactors,
+    /// Security events, told to the account's live subscriptions on every replica.
+    pub events: events::AccountEvents,
     pub cookie: SessionCookie,
     /// The cookie of a sign-in waiting for its second factor.
     pub pending_cookie: SessionCookie,
@@ -99,6 +103,7 @@ impl Auth {
             lockout: Lockout::new(redis.clone(), per_client, per_account),
             erasures: Erasures::new(redis.clone()),
             second_factors: SecondFactors::new(settings, &redis),
+            events: events::AccountEvents::new(&redis),
 {%- if email %}
             login_codes: login_code::LoginCodes::new(redis.clone()),
 {%- endif %}
@@ -110,6 +115,13 @@ impl Auth {
             background: Background::default(),
 {%- endif %}
         }
+    }
+
+    /// Whether a page that sent `request` may act for the caller: a browser's request
+    /// from this origin or one in `auth.allowed_origins`, or no browser's at all (see
+    /// `origin.rs`).
+    pub fn admits_page_of(&self, request: &actix_web::HttpRequest) -> bool {
+        origin::may_use_cookie(request, &self.settings.allowed_origins)
     }
 
     /// Counts one attempt at `action` (a registration) from `client` against the

@@ -49,7 +49,7 @@ pub struct RequestAuth {
 
 impl RequestAuth {
     /// A caller with no session: where `from_request` starts from.
-    fn anonymous() -> Self {
+    pub(crate) fn anonymous() -> Self {
         Self {
             session: None,
             session_ended: AtomicBool::new(false),
@@ -118,6 +118,20 @@ impl RequestAuth {
             presented_user,
             ..Self::anonymous()
         })
+    }
+
+    /// Takes the session of the bearer `token` when the caller came without one: a
+    /// WebSocket client sends its token in `connection_init`, as browsers cannot set
+    /// headers on a WebSocket.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn or_bearer(mut self, token: &str, auth: &Auth) -> Result<Self, AppError> {
+        if self.session.is_none() {
+            self.session = auth.sessions.resolve(token).await?;
+            self.presented_user = SessionToken::parse(token).map(|(user, _)| user);
+        }
+        Ok(self)
     }
 
     /// The session the request came with, unless an operation before ended it.

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use juniper::{GraphQLObject, ID, graphql_object};
 use secrecy::SecretString;
 
+use super::events::{AccountEventKind, Ended};
 use crate::{
     domain::{Email, Role, UserId},
     error::AppError,
@@ -208,11 +209,14 @@ pub(super) async fn start_session(
 ) -> Result<LoginPayload, AppError> {
     let auth = &context.state.auth;
     // A session the client arrived with is dropped: the signed-in session is always new.
+    let mut ended = Ended::None;
     if let Some(previous) = context.auth.session() {
         auth.sessions.revoke(previous).await?;
+        ended = Ended::Only(previous.id());
     }
     context.auth.end_session();
     let token = auth.sessions.create(user.id, context.auth.origin()).await?;
+    auth.events.raise(user.id, AccountEventKind::SignedIn, ended).await;
     let session_token = if bearer {
         Some(token.expose().to_string())
     } else {
@@ -234,7 +238,10 @@ pub(super) async fn start_session(
 pub async fn logout(context: &Context) -> Result<bool, AppError> {
     context.require_user().await?;
     if let Some(session) = context.auth.session() {
-        context.state.auth.sessions.revoke(session).await?;
+        let auth = &context.state.auth;
+        auth.sessions.revoke(session).await?;
+        let ended = Ended::Only(session.id());
+        auth.events.raise(session.user_id, AccountEventKind::SessionRevoked, ended).await;
     }
     context.auth.end_session();
     context.auth.clear_session_cookie();
@@ -244,7 +251,9 @@ pub async fn logout(context: &Context) -> Result<bool, AppError> {
 /// Ends every session of the user, this one included.
 pub async fn logout_everywhere(context: &Context) -> Result<bool, AppError> {
     let user = context.require_user().await?;
-    context.state.auth.sessions.revoke_all(user.id).await?;
+    let auth = &context.state.auth;
+    auth.sessions.revoke_all(user.id).await?;
+    auth.events.raise(user.id, AccountEventKind::SessionRevoked, Ended::All).await;
     context.auth.end_session();
     context.auth.clear_session_cookie();
     Ok(true)
@@ -272,6 +281,7 @@ pub async fn change_password(
         .update_password_hash(user.id, &hash)
         .await?;
     auth.sessions.revoke_all(user.id).await?;
+    auth.events.raise(user.id, AccountEventKind::PasswordChanged, Ended::All).await;
     context.auth.end_session();
     context
         .auth

@@ -283,6 +283,22 @@ impl SessionStore {
             .map_err(unavailable)
     }
 
+    /// Whether `session` still lives: neither ended nor expired.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn is_live(&self, session: &ActiveSession) -> Result<bool, AppError> {
+        let key = self.session_key(session.user_id, &session.id_hash);
+        let created_at: Option<u64> = self
+            .redis
+            .connection()
+            .hget(&key, "created_at")
+            .await
+            .map_err(unavailable)?;
+        let age = |created_at| crate::clock::unix_secs().saturating_sub(created_at);
+        Ok(created_at.is_some_and(|created_at| age(created_at) < self.absolute.as_secs()))
+    }
+
     /// Records that `session` proved its password just now.
     ///
     /// # Errors

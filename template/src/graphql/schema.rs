@@ -1,7 +1,7 @@
 //! Schema roots. Each module adds its fields here with one delegating resolver per field,
 //! so the public API is readable in one file; the resolvers live in the module.
 
-use juniper::{EmptySubscription, RootNode, graphql_object};
+use juniper::{RootNode, graphql_object{% if auth %}, graphql_subscription{% endif %}};
 
 use super::Context;
 use super::GraphqlSettings;
@@ -237,19 +237,32 @@ impl Mutation {
 {%- endif %}
 }
 
-pub type Schema = RootNode<Query, Mutation, EmptySubscription<Context>>;
+pub struct Subscription;
+
+#[graphql_subscription]
+#[graphql(context = Context)]
+impl Subscription {
+    /// The signed-in account's security events, live, over the `/graphql` WebSocket
+    /// (graphql-transport-ws), until the session ends: the event that ends it is the
+    /// last, and the server closes the connection after it (4401).
+    async fn account_events(context: &Context) -> Result<crate::auth::events::AccountEventStream, crate::error::AppError> {
+        crate::auth::events::account_events(context).await
+    }
+}
+
+pub type Schema = RootNode<Query, Mutation, Subscription>;
 
 fn roots() -> Schema {
-    Schema::new(Query, Mutation, EmptySubscription::new())
+    Schema::new(Query, Mutation, Subscription)
 }
 {%- else %}
 
 // No module adds mutations to this service yet: the README's "Extending" section says
 // how to add the `Mutation` root.
-pub type Schema = RootNode<Query, juniper::EmptyMutation<Context>, EmptySubscription<Context>>;
+pub type Schema = RootNode<Query, juniper::EmptyMutation<Context>, juniper::EmptySubscription<Context>>;
 
 fn roots() -> Schema {
-    Schema::new(Query, juniper::EmptyMutation::new(), EmptySubscription::new())
+    Schema::new(Query, juniper::EmptyMutation::new(), juniper::EmptySubscription::new())
 }
 {%- endif %}
 

@@ -21,7 +21,7 @@ use crate::{
 
 /// The schema and the request rules, built once at start-up.
 pub struct GraphqlEndpoint {
-    schema: Schema,
+    schema: std::sync::Arc<Schema>,
     limits: RequestLimits,
     max_body_bytes: usize,
     graphiql: bool,
@@ -30,11 +30,20 @@ pub struct GraphqlEndpoint {
 impl GraphqlEndpoint {
     pub fn new(settings: &GraphqlSettings) -> Self {
         Self {
-            schema: schema::build(settings),
+            schema: schema::build(settings).into(),
             limits: RequestLimits::from(settings),
             max_body_bytes: settings.max_body_bytes.get(),
             graphiql: settings.graphiql,
         }
+    }
+
+    /// The schema, for the WebSocket connections that share it.
+    pub fn schema(&self) -> std::sync::Arc<Schema> {
+        self.schema.clone()
+    }
+
+    pub fn limits(&self) -> &RequestLimits {
+        &self.limits
     }
 
     /// Whether the GraphiQL IDE is served.
@@ -98,7 +107,7 @@ async fn answer(
 
     let context = Context {
 {%- if auth %}
-        auth: crate::auth::RequestAuth::from_request(request, &state.auth).await?,
+        auth: crate::auth::RequestAuth::from_request(request, &state.auth).await?.into(),
 {%- endif %}
         state: state.clone(),
     };
@@ -136,7 +145,7 @@ async fn execute(
     context: &Context,
     operation: GraphQLRequest,
 ) -> Outcome {
-    if let Err(refusal) = endpoint.limits.check_operation(&operation) {
+    if let Err(refusal) = endpoint.limits.check_document(&operation.query) {
         return Outcome::Refused(refusal.graphql_body());
     }
     let schema = &endpoint.schema;

@@ -1,4 +1,5 @@
-//! HTTP routes: health probes, the GraphQL endpoint and the files of its IDE.
+//! HTTP routes: health probes, the GraphQL endpoint{% if auth %} (POST, and WebSocket for
+//! subscriptions){% endif %} and the files of its IDE.
 
 mod accept;
 mod graphiql;
@@ -7,6 +8,9 @@ mod headers;
 mod health;
 mod metrics;
 mod settings;
+{%- if auth %}
+pub mod websocket;
+{%- endif %}
 
 use actix_web::{middleware::from_fn, web};
 
@@ -22,6 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/graphql")
                 .wrap(from_fn(headers::graphql_headers))
                 .route(web::post().to(graphql::post))
+{%- if auth %}
+                .route(web::get().guard(websocket::is_upgrade).to(websocket::upgrade))
+{%- endif %}
                 .route(web::get().to(graphql::get))
                 .default_service(web::to(graphql::other_method)),
         );

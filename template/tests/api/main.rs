@@ -17,6 +17,7 @@ mod admin;
 mod audit_storage;
 mod auth;
 mod second_factor;
+mod subscriptions;
 mod users_storage;
 {%- endif %}
 {%- if auth and email %}

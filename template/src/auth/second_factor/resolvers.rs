@@ -8,8 +8,10 @@ use super::{pending, recovery_codes, totp};
 use crate::{
     auth::{
         code_check::{self, Waiting},
+        events::{AccountEventKind, Ended},
         resolvers::{LoginPayload, start_session},
     },
+    domain::UserId,
     error::AppError,
     graphql::Context,
     storage::users::{SecondFactor, User, UserRepository},
@@ -105,6 +107,7 @@ pub async fn confirm_totp(context: &Context, code: String) -> Result<Vec<String>
         .set_second_factor(user.id, Some(&factor))
         .await?;
     factors.totp.clear_setup(user.id).await?;
+    raise_changed(context, user.id).await;
 {%- if email %}
     crate::auth::email_flows::after_second_factor_change(context, user, crate::auth::SecondFactorChange::Enabled);
 {%- endif %}
@@ -118,6 +121,7 @@ pub async fn disable_totp(context: &Context) -> Result<bool, AppError> {
         return Ok(true);
     }
     context.state.storage.set_second_factor(user.id, None).await?;
+    raise_changed(context, user.id).await;
 {%- if email %}
     crate::auth::email_flows::after_second_factor_change(context, user, crate::auth::SecondFactorChange::Disabled);
 {%- endif %}
@@ -142,10 +146,17 @@ pub async fn regenerate_recovery_codes(context: &Context) -> Result<Vec<String>,
         .storage
         .set_second_factor(user.id, Some(&factor))
         .await?;
+    raise_changed(context, user.id).await;
 {%- if email %}
     crate::auth::email_flows::after_second_factor_change(context, user, crate::auth::SecondFactorChange::RecoveryCodesRegenerated);
 {%- endif %}
     Ok(codes)
+}
+
+/// Tells the account's live subscriptions that its second factor changed.
+async fn raise_changed(context: &Context, user: UserId) {
+    let events = &context.state.auth.events;
+    events.raise(user, AccountEventKind::SecondFactorChanged, Ended::None).await;
 }
 
 /// Finishes the pending sign-in of this client (its cookie, or `second_factor_token` for
