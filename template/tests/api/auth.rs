@@ -100,9 +100,14 @@ pub async fn login(app: &TestApp, email: &str, password: &str) -> String {
 
 /// Logs in from a client describing itself as `user_agent`; returns the session token.
 pub async fn login_with_agent(app: &TestApp, email: &str, user_agent: &str) -> String {
-    let body: Value = app
-        .client
-        .post(format!("{}/graphql", app.address))
+    login_at(&app.address, email, user_agent).await
+}
+
+/// Logs in at `address`, the app's or another instance's, from a client describing
+/// itself as `user_agent`; returns the session token.
+pub async fn login_at(address: &str, email: &str, user_agent: &str) -> String {
+    let body: Value = crate::helpers::graphql_client()
+        .post(format!("{address}/graphql"))
         .header("User-Agent", user_agent)
         .json(&json!({
             "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken } }",

@@ -15,7 +15,10 @@ use tokio_tungstenite::{
 use {{crate_name}}::{config::Settings, domain::UserId, startup::Application};
 
 use crate::{
-    auth::{PASSWORD, cookie_set_by, graphql, login, me, post_login_selecting, register, signed_in, unique_email},
+    auth::{
+        PASSWORD, cookie_set_by, graphql, login, login_at, me, post_login_selecting, register,
+        signed_in, unique_email,
+    },
     helpers::{TestApp, spawn_app, spawn_app_with},
     metrics::Metered,
 };
@@ -147,22 +150,7 @@ async fn wait_until_listening(client: &mut Client, id: &str, address: &str, emai
 
 /// A bearer sign-in at `address`; returns the token.
 async fn sign_in_at(address: &str, email: &str) -> String {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{address}/graphql"))
-        .json(&json!({
-            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p, bearer: true) { sessionToken } }",
-            "variables": { "e": email, "p": PASSWORD },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["data"]["login"]["sessionToken"]
-        .as_str()
-        .unwrap_or_else(|| panic!("login failed: {body}"))
-        .to_string()
+    login_at(address, email, "subscription tests").await
 }
 
 fn event_of(message: &Value) -> &Value {
