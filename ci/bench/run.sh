@@ -16,8 +16,9 @@
 #     masters started here from the same binaries, in turn;
 #   - job queue throughput (`cargo bench --bench queue` in the rendered project), on the
 #     one node and on the cluster.
-#   - with BASELINE=<git revision>: `{ me }` and the RSS after it, this checkout's `full`
-#     and the revision's in turn, to tell what a change costs the hot path.
+#   - with BASELINE=<git revision>: `{ apiVersion }` and `{ me }` and the RSS after
+#     them, this checkout's `full` and the revision's in turn, to tell what a change
+#     costs the hot path; BASELINE_ONLY=1 runs only this comparison.
 # Needs wrk (apt-get install wrk), curl, taskset (util-linux), redis-server and redis-cli,
 # and Redis on REDIS_URL or 127.0.0.1:6379.
 # DURATION (default 10s) and CONNECTIONS (default 32) tune the wrk runs.
@@ -90,10 +91,6 @@ stop_service() {
   wait "$server" 2>/dev/null || true
 }
 
-start_service
-wait_for http://127.0.0.1:18090/plaintext
-idle_rss=$(awk '/VmRSS/ {print $2, $3}' "/proc/$server/status")
-
 graphql=http://127.0.0.1:18080/graphql
 # Registers the bench account and signs in; the in-memory store forgets it on restart.
 sign_in() {
@@ -104,6 +101,11 @@ sign_in() {
     | awk -F'[:;] *' 'tolower($1) == "set-cookie" {print $2; exit}')
   export BENCH_COOKIE
 }
+# BASELINE_ONLY=1 skips to the comparison with BASELINE.
+if [ -z "${BASELINE_ONLY:-}" ]; then
+start_service
+wait_for http://127.0.0.1:18090/plaintext
+idle_rss=$(awk '/VmRSS/ {print $2, $3}' "/proc/$server/status")
 sign_in
 
 echo "## Throughput and latency ($connections connections, $duration each, wrk -t2)"
@@ -196,9 +198,10 @@ for round in 1 2; do
   done
 done
 pin= client=
+fi
 if [ -n "${BASELINE:-}" ]; then
   echo
-  echo "## { me }: this checkout, then $BASELINE, in turn"
+  echo "## { apiVersion } and { me }: this checkout, then $BASELINE, in turn"
   echo
   echo "Service pinned to CPU 1, wrk to CPU 0. RSS is read after each run."
   echo
@@ -215,12 +218,17 @@ if [ -n "${BASELINE:-}" ]; then
       fi
       start_service
       sign_in
+      row=$(measure "$build ($round) | { apiVersion }" api_version.lua "$graphql")
+      echo "$row $(awk '/VmRSS/ {print $2, $3}' "/proc/$server/status") |"
       row=$(measure "$build ($round) | { me }" me.lua "$graphql")
       echo "$row $(awk '/VmRSS/ {print $2, $3}' "/proc/$server/status") |"
       stop_service
     done
   done
   pin= client= binary=$CARGO_TARGET_DIR/release/full
+fi
+if [ -n "${BASELINE_ONLY:-}" ]; then
+  exit 0
 fi
 echo
 echo "## Job queue, on one Redis node"
