@@ -6,11 +6,12 @@
 //! gap) re-checks the subscriber's session and account before anything is delivered, so
 //! a revoked session, a disabled account or one deleted never hears another event.
 
-use std::pin::Pin;
+use std::{pin::Pin, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, stream};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use super::sessions::ActiveSession;
 use crate::{
@@ -72,6 +73,16 @@ struct Raised {
     ended: Ended,
 }
 
+impl Raised {
+    fn event(&self, ends_this_session: bool) -> AccountEvent {
+        AccountEvent {
+            kind: self.kind,
+            at: self.at,
+            ends_this_session,
+        }
+    }
+}
+
 /// A security event of the signed-in account.
 #[derive(Debug, Clone, juniper::GraphQLObject)]
 pub struct AccountEvent {
@@ -112,10 +123,15 @@ impl AccountEvents {
     }
 }
 
+/// How long a subscription whose session a re-check found over waits for the event
+/// that ended it, so that this event is its last, before it ends without one.
+const ENDING_EVENT_GRACE: Duration = Duration::from_secs(1);
+
 /// The resolver of `accountEvents`: the signed-in account's events until its session
 /// ends. The last event a subscription sees is the one that ended its session (or, when
 /// that event was lost, none: the stream just ends), after which the request's auth
-/// is marked ended for the connection to close.
+/// is marked ended for the connection to close. Events raised while the session was
+/// already over are not delivered.
 ///
 /// # Errors
 /// `Unauthenticated` without a live session.
@@ -138,8 +154,24 @@ pub async fn account_events(context: &Context) -> Result<AccountEventStream, App
         let session = session.clone();
         async move {
             let mut listener = listener?;
+            // Set once a re-check finds the subscriber out of standing: the event that
+            // put it there, raised just after the change, gets a moment to arrive.
+            let mut standing_lost: Option<Instant> = None;
             loop {
-                let raised = match listener.next().await {
+                let next = listener.next();
+                let notice = match standing_lost {
+                    None => next.await,
+                    Some(lost) => {
+                        match tokio::time::timeout_at(lost + ENDING_EVENT_GRACE, next).await {
+                            Ok(notice) => notice,
+                            Err(_) => {
+                                context.auth.end_session();
+                                return None;
+                            }
+                        }
+                    }
+                };
+                let raised = match notice {
                     Notice::Message(text) => match serde_json::from_str::<Raised>(&text) {
                         Ok(raised) => Some(raised),
                         Err(error) => {
@@ -149,29 +181,20 @@ pub async fn account_events(context: &Context) -> Result<AccountEventStream, App
                     },
                     Notice::Missed => None,
                 };
-                let ends = match &raised {
-                    // The event ends the session itself: no need to ask.
-                    Some(raised) if raised.ended.includes(&session.id()) => true,
-                    _ => !in_good_standing(&context, &session).await,
-                };
-                match raised {
-                    Some(raised) => {
-                        let event = AccountEvent {
-                            kind: raised.kind,
-                            at: raised.at,
-                            ends_this_session: ends,
-                        };
-                        if ends {
-                            context.auth.end_session();
-                            return Some((event, None));
-                        }
-                        return Some((event, Some(listener)));
-                    }
-                    None if !ends => {}
-                    None => {
-                        context.auth.end_session();
-                        return None;
-                    }
+                if let Some(raised) = &raised
+                    && raised.ended.includes(&session.id())
+                {
+                    context.auth.end_session();
+                    return Some((raised.event(true), None));
+                }
+                if standing_lost.is_none() && !in_good_standing(&context, &session).await {
+                    standing_lost = Some(Instant::now());
+                }
+                // A gap, or an event the subscriber may no longer hear, is passed over.
+                if let Some(raised) = raised
+                    && standing_lost.is_none()
+                {
+                    return Some((raised.event(false), Some(listener)));
                 }
             }
         }
