@@ -23,6 +23,7 @@
 # and Redis on REDIS_URL or 127.0.0.1:6379.
 # DURATION (default 10s) and CONNECTIONS (default 32) tune the wrk runs.
 set -euo pipefail
+command -v wrk >/dev/null || { echo "run.sh needs wrk: apt-get install wrk" >&2; exit 1; }
 cd "$(dirname "$0")/../.."
 bench=$PWD/ci/bench
 duration=${DURATION:-10s}
