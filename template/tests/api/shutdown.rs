@@ -1,10 +1,22 @@
 //! The real binary: configured from the environment, stopped gracefully by SIGTERM.
 
 use std::{
+    collections::{HashMap, VecDeque},
     io::{BufRead, BufReader},
     process::{Child, Command, ExitStatus, Stdio},
+    sync::{LazyLock, Mutex},
     time::{Duration, Instant},
 };
+
+/// How long a binary may take to stop after SIGTERM: its own limits (the HTTP server's
+/// and the worker's drain) are 30 s, so a longer wait is a hang.
+const STOP_LIMIT: Duration = Duration::from_secs(30);
+
+/// The lines each started binary logged last, by process id: one that does not stop
+/// shows how far it got.
+static LAST_LINES: LazyLock<Mutex<HashMap<u32, VecDeque<String>>>> =
+    LazyLock::new(Mutex::default);
+const LINES_KEPT: usize = 20;
 
 /// The binary with `args`, JSON logs on a piped stdout, the test{% if uses_redis %} Redis and{% endif %} store, and
 /// metrics off (on a free port when a test turns them on).
@@ -49,14 +61,16 @@ pub fn start_until_all_logged(
     messages: &[&str],
 ) -> (Child, Vec<serde_json::Value>) {
     let mut child = command.spawn().expect("Failed to start the binary");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut events = vec![serde_json::Value::Null; messages.len()];
-    for line in stdout.lines() {
+    for line in lines.by_ref() {
         let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap_or_default();
         if let Some(index) = messages.iter().position(|message| event["message"] == *message) {
             events[index] = event;
         }
         if events.iter().all(|event| !event.is_null()) {
+            let pid = child.id();
+            std::thread::spawn(move || keep_last_lines(pid, lines));
             return (child, events);
         }
     }
@@ -64,7 +78,20 @@ pub fn start_until_all_logged(
     panic!("the binary exited ({status}) before logging all of {messages:?}");
 }
 
-/// Sends SIGTERM and waits up to 10 s for the exit.
+/// Reads the binary's log to its end, keeping the last [`LINES_KEPT`] lines.
+fn keep_last_lines(pid: u32, lines: impl Iterator<Item = std::io::Result<String>>) {
+    for line in lines.map_while(Result::ok) {
+        let mut kept = LAST_LINES.lock().unwrap();
+        let last = kept.entry(pid).or_default();
+        if last.len() == LINES_KEPT {
+            last.pop_front();
+        }
+        last.push_back(line);
+    }
+}
+
+/// Sends SIGTERM and waits up to [`STOP_LIMIT`] for the exit; a binary still running
+/// then is killed and its last log lines are shown.
 pub async fn terminate(child: &mut Child) -> ExitStatus {
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -74,12 +101,17 @@ pub async fn terminate(child: &mut Child) -> ExitStatus {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
+            LAST_LINES.lock().unwrap().remove(&child.id());
             return status;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still running 10 s after SIGTERM"
-        );
+        if started.elapsed() > STOP_LIMIT {
+            let _ = child.kill();
+            let last = LAST_LINES.lock().unwrap().remove(&child.id()).unwrap_or_default();
+            panic!(
+                "still running {STOP_LIMIT:?} after SIGTERM; it logged last:\n{}",
+                Vec::from(last).join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
